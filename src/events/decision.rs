@@ -1,0 +1,109 @@
+//! Decision payloads: what agents conclude.
+//!
+//! Every decision carries the numbers that drove it and a one-line human
+//! `reason`, so an incident can be explained from the log alone. Rates are
+//! percentages (0–100), as in the breaker configuration.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::observation::Scope;
+use super::time::Timestamp;
+
+/// States of a circuit breaker (resilience4j's, plus nothing else).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow; outcomes are recorded.
+    Closed,
+    /// Calls are rejected until `open_until`.
+    Open,
+    /// A limited number of probe calls decide between closed and open.
+    HalfOpen,
+    /// Held open by an operator.
+    ForcedOpen,
+    /// Switched off by an operator: calls flow, nothing is recorded.
+    Disabled,
+    /// Outcomes are recorded and crossings reported, but calls always flow.
+    MetricsOnly,
+}
+
+impl BreakerState {
+    /// The wire name (`half_open`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+            Self::ForcedOpen => "forced_open",
+            Self::Disabled => "disabled",
+            Self::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// Whether calls are being refused in this state (half-open refuses all but its probes).
+    pub fn is_tripped(self) -> bool {
+        matches!(self, Self::Open | Self::HalfOpen | Self::ForcedOpen)
+    }
+}
+
+/// What caused a breaker decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerTrigger {
+    /// Failure rate reached the threshold.
+    FailureRate,
+    /// Slow-call rate reached the threshold.
+    SlowCallRate,
+    /// Failures in the window reached the absolute count.
+    ErrorCount,
+    /// That many failures in a row.
+    ConsecutiveFailures,
+    /// Probe calls in half-open were healthy.
+    ProbesHealthy,
+    /// The open wait elapsed.
+    OpenWaitElapsed,
+    /// Half-open lasted longer than its maximum.
+    HalfOpenTimeout,
+    /// An operator command.
+    Command,
+    /// The share of open service breakers crossed the system threshold.
+    OpenServices,
+}
+
+/// `faultline.breaker`: a breaker changed state (or, in metrics-only mode, crossed a threshold).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerDecision {
+    /// Scope of the breaker.
+    pub scope: Scope,
+    /// Breaker within the scope: `svc`, `caller->callee`, `svc/instance` or `_system`.
+    pub target: String,
+    /// State before.
+    pub from: BreakerState,
+    /// State after.
+    pub to: BreakerState,
+    /// What caused it.
+    pub trigger: BreakerTrigger,
+    /// Failure rate of the window in percent; null below the minimum number of calls.
+    pub failure_rate: Option<f64>,
+    /// Slow-call rate of the window in percent; null below the minimum number of calls.
+    pub slow_call_rate: Option<f64>,
+    /// Calls recorded in the window (for the system scope: services known).
+    pub calls: u64,
+    /// Failed calls in the window (for the system scope: services tripped).
+    pub failed: u64,
+    /// Slow calls in the window.
+    pub slow: u64,
+    /// The threshold that was compared (percent, or a count for count triggers).
+    pub threshold: f64,
+    /// Probe calls allowed, when the new state is half-open.
+    pub permitted_calls: Option<u32>,
+    /// When the open state ends, when the new state is open.
+    pub open_until: Option<Timestamp>,
+    /// One human line.
+    pub reason: String,
+}
+
+/// Fields of a decision type whose agent has not landed yet: any JSON object.
+pub type PendingDecision = serde_json::Map<String, serde_json::Value>;

@@ -1,0 +1,10 @@
+//! faultline: an event-sourced error-orchestration runtime.
+//!
+//! Services publish observations (request outcomes, windows, health, deploys);
+//! agents fold the ordered log of those records into decisions (breaker states,
+//! predictions, routes, rollbacks, containment, incidents), which are records
+//! too. The log is the truth: replaying it through fresh agents reproduces every
+//! decision byte for byte. See ARCHITECTURE.md for the map.
+
+pub mod events;
+pub mod log;
