@@ -8,3 +8,9 @@
 
 pub mod events;
 pub mod log;
+pub mod engine;
+pub mod actors;
+pub mod config;
+pub mod process;
+pub mod schema;
+pub mod cli;

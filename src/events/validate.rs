@@ -149,8 +149,18 @@ fn topology(t: &Topology) -> Result<(), Rejection> {
 }
 
 fn command(c: &Command) -> Result<(), Rejection> {
-    let Some(target) = c.target.as_deref() else { return Ok(()) };
-    match c.scope.unwrap_or(Scope::Service) {
+    let scope = c.scope.unwrap_or(Scope::Service);
+    let Some(target) = c.target.as_deref() else {
+        return match scope {
+            Scope::Edge | Scope::Instance => Err(Rejection::invalid(
+                "data.target",
+                Option::<String>::None,
+                "edge and instance commands need a target (`caller->callee`, `service/instance`)",
+            )),
+            Scope::Service | Scope::System => Ok(()),
+        };
+    };
+    match scope {
         Scope::Service => token("data.target", target),
         Scope::Edge => match target.split_once("->") {
             Some((a, b)) if is_valid_token(a) && is_valid_token(b) => Ok(()),

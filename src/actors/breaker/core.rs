@@ -1,0 +1,343 @@
+//! The breaker agent's pure core: which circuits exist, what feeds them, and
+//! what their changes look like as `faultline.breaker` decisions.
+//!
+//! Per-service scopes (service, edge, instance) are partitionable by the
+//! callee; the system scope ([`super::system`]) is a cross-service fold over
+//! the service breakers' decisions. Both live in this one agent on a node; the
+//! split is kept in the types so a cluster can run them apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::circuit::{Change, Circuit};
+use super::classify;
+use super::config::{BreakerConfig, Settings};
+use super::system::SystemView;
+use super::window::Tally;
+use crate::engine::{Agent, Proposal};
+use crate::events::decision::{BreakerDecision, BreakerState, BreakerTrigger};
+use crate::events::observation::{Command, Scope};
+use crate::events::subject::SYSTEM_SUBJECT;
+use crate::events::{Data, Event, Timestamp};
+use crate::log::Seq;
+
+/// Agent name in decision ids, sources and subjects.
+pub const NAME: &str = "breaker";
+
+type Deadline = (Timestamp, Scope, String, String);
+
+/// Everything the breaker agent remembers; what a snapshot holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakerMemory {
+    clock: Option<Timestamp>,
+    services: BTreeMap<String, Circuit>,
+    /// callee -> caller -> circuit
+    edges: BTreeMap<String, BTreeMap<String, Circuit>>,
+    /// service -> instance -> circuit
+    instances: BTreeMap<String, BTreeMap<String, Circuit>>,
+    deadlines: BTreeSet<Deadline>,
+    system: SystemView,
+    late: u64,
+}
+
+/// The breaker agent.
+pub struct BreakerAgent {
+    config: Arc<BreakerConfig>,
+    state: BreakerMemory,
+}
+
+impl BreakerAgent {
+    /// A breaker agent with no circuits yet.
+    pub fn new(config: Arc<BreakerConfig>) -> Self {
+        Self { config, state: BreakerMemory::default() }
+    }
+
+    /// Records too old for their time window so far.
+    pub fn late_records(&self) -> u64 {
+        self.state.late
+    }
+
+    /// State of a circuit, if it exists (`sub` = caller for edges, instance for instances).
+    pub fn circuit_state(&self, scope: Scope, service: &str, sub: &str) -> Option<BreakerState> {
+        let st = &self.state;
+        match scope {
+            Scope::Service => st.services.get(service).map(Circuit::state),
+            Scope::Edge => st.edges.get(service).and_then(|m| m.get(sub)).map(Circuit::state),
+            Scope::Instance => st.instances.get(service).and_then(|m| m.get(sub)).map(Circuit::state),
+            Scope::System => None,
+        }
+    }
+}
+
+fn circuit<'a>(st: &'a mut BreakerMemory, scope: Scope, service: &str, sub: &str, s: &Settings) -> &'a mut Circuit {
+    let nested = |m: &'a mut BTreeMap<String, BTreeMap<String, Circuit>>| {
+        if !m.contains_key(service) {
+            m.insert(service.to_owned(), BTreeMap::new());
+        }
+        let inner = m.get_mut(service).expect("just inserted");
+        if !inner.contains_key(sub) {
+            inner.insert(sub.to_owned(), Circuit::new(s));
+        }
+        inner.get_mut(sub).expect("just inserted")
+    };
+    match scope {
+        Scope::Service | Scope::System => {
+            if !st.services.contains_key(service) {
+                st.services.insert(service.to_owned(), Circuit::new(s));
+            }
+            st.services.get_mut(service).expect("just inserted")
+        }
+        Scope::Edge => nested(&mut st.edges),
+        Scope::Instance => nested(&mut st.instances),
+    }
+}
+
+fn target(scope: Scope, service: &str, sub: &str) -> String {
+    match scope {
+        Scope::Service => service.to_owned(),
+        Scope::Edge => format!("{sub}->{service}"),
+        Scope::Instance => format!("{service}/{sub}"),
+        Scope::System => SYSTEM_SUBJECT.to_owned(),
+    }
+}
+
+impl BreakerAgent {
+    /// Runs `f` on a circuit, keeping the deadline index in step, and turns a
+    /// change into a proposal.
+    fn with_circuit(
+        &mut self,
+        scope: Scope,
+        service: &str,
+        sub: &str,
+        out: &mut Vec<Proposal>,
+        f: impl FnOnce(&mut Circuit, &Settings) -> Option<Change>,
+    ) {
+        let s = self.config.settings(service);
+        let c = circuit(&mut self.state, scope, service, sub, s);
+        let before = c.deadline();
+        let change = f(c, s);
+        let after = c.deadline();
+        if before != after {
+            if let Some(d) = before {
+                self.state.deadlines.remove(&(d, scope, service.to_owned(), sub.to_owned()));
+            }
+            if let Some(d) = after {
+                self.state.deadlines.insert((d, scope, service.to_owned(), sub.to_owned()));
+            }
+        }
+        if let Some(ch) = change {
+            out.push(proposal(scope, service, &target(scope, service, sub), &ch, s));
+        }
+    }
+
+    fn fire_timers(&mut self, now: Timestamp, out: &mut Vec<Proposal>) {
+        while let Some(entry) = self.state.deadlines.first().cloned().filter(|d| d.0 <= now) {
+            let (due, scope, service, sub) = entry.clone();
+            self.with_circuit(scope, &service, &sub, out, |c, s| c.on_timer(due, s));
+            if self.state.deadlines.first() == Some(&entry) {
+                // A timer that did not move its deadline would spin; drop it.
+                self.state.deadlines.remove(&entry);
+            }
+        }
+    }
+
+    fn outcomes(&mut self, subject: &str, caller: Option<&str>, instance: Option<&str>, o: Tally, at: Timestamp, interval_ms: u64, out: &mut Vec<Proposal>) {
+        let now = self.state.clock.unwrap_or(at);
+        let scopes = [
+            (Scope::Service, Some("")),
+            (Scope::Edge, caller),
+            (Scope::Instance, instance),
+        ];
+        for (scope, sub) in scopes {
+            let Some(sub) = sub else { continue };
+            if !self.config.has_scope(scope) {
+                continue;
+            }
+            let mut late = false;
+            self.with_circuit(scope, subject, sub, out, |c, s| {
+                let (in_window, change) = c.record(o, at, interval_ms, now, s);
+                late = !in_window;
+                change
+            });
+            if late {
+                self.state.late += 1;
+            }
+        }
+    }
+
+    fn command(&mut self, subject: &str, cmd: &Command, out: &mut Vec<Proposal>) {
+        let now = self.state.clock.unwrap_or_default();
+        let note = match (&cmd.by, &cmd.reason) {
+            (Some(by), Some(r)) => format!("by {by}: {r}"),
+            (Some(by), None) => format!("by {by}"),
+            (None, Some(r)) => r.clone(),
+            (None, None) => String::new(),
+        };
+        let scope = cmd.scope.unwrap_or(Scope::Service);
+        let target = cmd.target.as_deref();
+        let (service, sub) = match scope {
+            Scope::Service => (target.unwrap_or(subject), ""),
+            Scope::Edge => match target.and_then(|t| t.split_once("->")) {
+                Some((caller, callee)) => (callee, caller),
+                None => return,
+            },
+            Scope::Instance => match target.and_then(|t| t.split_once('/')) {
+                Some((svc, inst)) => (svc, inst),
+                None => return,
+            },
+            Scope::System => {
+                let s = &self.config.system;
+                if let Some(ch) = self.state.system.command(cmd.action, s, note) {
+                    out.push(system_proposal(&ch));
+                }
+                return;
+            }
+        };
+        let (service, sub) = (service.to_owned(), sub.to_owned());
+        self.with_circuit(scope, &service, &sub, out, |c, s| c.command(cmd.action, now, s, note));
+    }
+
+    fn know(&mut self, service: &str, out: &mut Vec<Proposal>) {
+        if self.config.has_scope(Scope::System) {
+            if let Some(ch) = self.state.system.know(service, &self.config.system) {
+                out.push(system_proposal(&ch));
+            }
+        }
+    }
+}
+
+impl Agent for BreakerAgent {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(&mut self, _seq: Seq, record: &Event, out: &mut Vec<Proposal>) {
+        let now = self.state.clock.map_or(record.time, |c| c.max(record.time));
+        self.state.clock = Some(now);
+        self.fire_timers(now, out);
+        match &record.data {
+            Data::Request(r) => {
+                let s = self.config.settings(&record.subject);
+                if let Some(o) = classify::request(r, s) {
+                    self.outcomes(&record.subject, r.caller.as_deref(), r.instance.as_deref(), o, record.time, 0, out);
+                }
+                self.know(&record.subject, out);
+            }
+            Data::Window(w) => {
+                let o = classify::window(w);
+                self.outcomes(&record.subject, w.caller.as_deref(), w.instance.as_deref(), o, record.time, w.interval_ms, out);
+                self.know(&record.subject, out);
+            }
+            Data::Topology(_) => self.know(&record.subject, out),
+            Data::Command(c) => self.command(&record.subject, c, out),
+            Data::Breaker(d) if self.config.has_scope(Scope::System) => {
+                if let Some(ch) = self.state.system.observe(d, &self.config.system) {
+                    out.push(system_proposal(&ch));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.state.deadlines.first().map(|d| d.0)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(&self.state).expect("breaker state encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.state = rmp_serde::from_slice(bytes).map_err(|e| format!("breaker state does not decode: {e}"))?;
+        Ok(())
+    }
+}
+
+fn system_proposal(ch: &Change) -> Proposal {
+    let reason = match ch.trigger {
+        BreakerTrigger::Command => format!("system breaker {} by command {}", ch.to.as_str(), ch.note).trim_end().to_owned(),
+        _ if ch.to == BreakerState::Open => format!(
+            "{} of {} services tripped ({}%) >= threshold {}%: {}",
+            ch.tally.failed, ch.tally.calls, pct(ch.failure_rate.unwrap_or(0.0)), pct(ch.threshold), ch.note
+        ),
+        _ => format!(
+            "{} of {} services tripped ({}%), below threshold {}%",
+            ch.tally.failed, ch.tally.calls, pct(ch.failure_rate.unwrap_or(0.0)), pct(ch.threshold)
+        ),
+    };
+    Proposal::new(SYSTEM_SUBJECT, Data::Breaker(decision(Scope::System, SYSTEM_SUBJECT, ch, reason)))
+}
+
+fn proposal(scope: Scope, service: &str, target: &str, ch: &Change, s: &Settings) -> Proposal {
+    Proposal::new(service, Data::Breaker(decision(scope, target, ch, reason(ch, s))))
+}
+
+fn decision(scope: Scope, target: &str, ch: &Change, reason: String) -> BreakerDecision {
+    BreakerDecision {
+        scope,
+        target: target.to_owned(),
+        from: ch.from,
+        to: ch.to,
+        trigger: ch.trigger,
+        failure_rate: ch.failure_rate,
+        slow_call_rate: ch.slow_call_rate,
+        calls: ch.tally.calls,
+        failed: ch.tally.failed,
+        slow: ch.tally.slow,
+        threshold: ch.threshold,
+        permitted_calls: ch.permitted_calls,
+        open_until: ch.open_until,
+        reason,
+    }
+}
+
+/// A percentage for humans: at most two decimals, no trailing zeros.
+fn pct(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn reason(ch: &Change, s: &Settings) -> String {
+    let t = ch.tally;
+    let fr = pct(ch.failure_rate.unwrap_or(0.0));
+    let sr = pct(ch.slow_call_rate.unwrap_or(0.0));
+    let cause = match ch.trigger {
+        BreakerTrigger::FailureRate => format!("failure rate {fr}% >= threshold {}% over {} calls", pct(ch.threshold), t.calls),
+        BreakerTrigger::SlowCallRate => format!(
+            "slow-call rate {sr}% (calls >= {} ms) >= threshold {}% over {} calls",
+            s.slow_call_duration_ms, pct(ch.threshold), t.calls
+        ),
+        BreakerTrigger::ErrorCount => format!("{} failures in the window >= error-count threshold {}", t.failed, ch.threshold),
+        BreakerTrigger::ConsecutiveFailures => format!("{} consecutive failures", ch.threshold),
+        BreakerTrigger::ProbesHealthy => format!(
+            "probe calls healthy: failure rate {fr}% < {}%, slow-call rate {sr}% < {}% over {} calls",
+            pct(ch.threshold), pct(s.slow_call_rate_threshold), t.calls
+        ),
+        BreakerTrigger::OpenWaitElapsed => format!("open wait elapsed; allowing {} probe calls", ch.permitted_calls.unwrap_or(0)),
+        BreakerTrigger::HalfOpenTimeout => format!(
+            "no verdict within the half-open limit of {} ms ({} of {} probe calls seen)",
+            s.max_wait_half_open_ms.unwrap_or(0), t.calls, s.permitted_half_open
+        ),
+        BreakerTrigger::Command => {
+            let verb = match ch.to {
+                BreakerState::ForcedOpen => "forced open",
+                BreakerState::Closed => "closed",
+                BreakerState::Disabled => "disabled",
+                BreakerState::MetricsOnly => "set to metrics only",
+                _ => "changed",
+            };
+            return if ch.note.is_empty() { format!("{verb} by command") } else { format!("{verb} by command {}", ch.note) };
+        }
+        BreakerTrigger::OpenServices => String::new(),
+    };
+    match (ch.from, ch.to) {
+        (BreakerState::MetricsOnly, BreakerState::MetricsOnly) => format!("metrics only, not tripping: {cause}"),
+        (_, BreakerState::Open) => match ch.open_until {
+            Some(until) => format!("{cause}; open until {until}"),
+            None => cause,
+        },
+        _ => cause,
+    }
+}

@@ -1,0 +1,152 @@
+//! Command-line interface. Flags mean the same in every command: `--data DIR`
+//! a sled data directory, `--config FILE` the policy file, `--output FILE` a
+//! file (`-` for stdout), `--out DIR` a directory.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::events::EventType;
+use crate::log::{read_all, Durability, EventLog, SledLog};
+use crate::process::{self, Processor};
+use crate::schema;
+
+/// faultline: event-sourced error orchestration.
+#[derive(Parser, Debug)]
+#[command(name = "faultline", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// One CloudEvents JSON object per line.
+    Json,
+    /// Concatenated msgpack events (named fields).
+    Msgpack,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the agents over recorded events and print every decision as a JSON line.
+    Process {
+        /// Input file, or `-` for stdin.
+        #[arg(long)]
+        input: PathBuf,
+        /// Input encoding.
+        #[arg(long, value_enum, default_value = "json")]
+        input_format: Format,
+        /// Policy file (TOML); built-in defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where decisions go: a file, or `-` for stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+        /// Keep the log in this sled directory (continuing a log already there).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of every event type, or write them to a directory.
+    Schema {
+        /// Write one file per type into this directory instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only this type (e.g. `faultline.request`).
+        #[arg(long = "type")]
+        kind: Option<String>,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Process { input, input_format, config, output, data } => {
+            process_cmd(&input, input_format, config.as_deref(), &output, data.as_deref())
+        }
+        Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Ok(Config::defaults()),
+    }
+}
+
+fn process_cmd(input: &Path, format: Format, config: Option<&Path>, output: &Path, data: Option<&Path>) -> Result<()> {
+    let config = load_config(config)?;
+    let reader: Box<dyn Read> = if input == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(input).with_context(|| format!("cannot open input {}", input.display()))?)
+    };
+    let writer: Box<dyn Write> = if output == Path::new("-") {
+        Box::new(io::stdout().lock())
+    } else {
+        Box::new(File::create(output).with_context(|| format!("cannot create output {}", output.display()))?)
+    };
+    let mut engine = process::engine(&config);
+    let mut sled = match data {
+        Some(dir) => Some(SledLog::open(dir, Durability::Buffered).with_context(|| format!("cannot open data directory {}", dir.display()))?),
+        None => None,
+    };
+    if let Some(log) = &sled {
+        if log.last_seq() > 0 {
+            let records = read_all(log, 1)?;
+            let n = engine
+                .verify_replay(&records)
+                .with_context(|| format!("the log in {} does not replay under this config", data.unwrap().display()))?;
+            eprintln!("faultline process: continuing a log of {} records ({n} decisions replayed)", records.len());
+        }
+    }
+    let log = sled.as_mut().map(|l| l as &mut dyn EventLog);
+    let mut p = Processor::new(engine, log, BufWriter::with_capacity(1 << 16, writer));
+    let report = |n: u64, r: &crate::events::Rejection| {
+        let unit = if matches!(format, Format::Json) { "line" } else { "record" };
+        eprintln!("{}:{unit} {n}: rejected ({}): {r}", input.display(), r.reason());
+    };
+    match format {
+        Format::Json => process::json_lines(&mut p, BufReader::with_capacity(1 << 16, reader), report)?,
+        Format::Msgpack => process::msgpack(&mut p, reader, report)?,
+    }
+    let (_, s) = p.finish()?;
+    eprintln!(
+        "faultline process: read {}, accepted {}, rejected {}, decisions {}, ticks {}",
+        s.read, s.accepted, s.rejected, s.decisions, s.ticks
+    );
+    Ok(())
+}
+
+fn schema_cmd(out: Option<&Path>, kind: Option<&str>) -> Result<()> {
+    let mut schemas = schema::all();
+    if let Some(k) = kind {
+        let Some(t) = EventType::from_name(k) else {
+            let names: Vec<_> = EventType::ALL.iter().map(|t| t.name()).collect();
+            bail!("unknown type {k:?}; expected one of {}", names.join(", "));
+        };
+        schemas.retain(|(name, _)| name == &format!("{}.json", t.name()));
+    }
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, s) in &schemas {
+                let path = dir.join(name);
+                std::fs::write(&path, schema::file_text(s)).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            eprintln!("wrote {} schemas to {}", schemas.len(), dir.display());
+        }
+        None => {
+            let mut stdout = io::stdout().lock();
+            for (_, s) in &schemas {
+                stdout.write_all(schema::file_text(s).as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The policy file (TOML).
+//!
+//! Parsing follows two steps: the raw file is deserialised with
+//! `deny_unknown_fields` (a misspelt key is an error, not a silent default),
+//! then every section is validated into typed values, collecting *every*
+//! problem with its path before reporting, so an operator fixes a file in one
+//! pass. Each agent owns its section's types (`actors::breaker::config`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Config {
+    /// Circuit breakers.
+    pub breaker: BreakerConfig,
+    /// The text it was read from (empty for the built-in defaults).
+    pub source_text: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    breaker: RawBreaker,
+}
+
+/// One problem in the file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigProblem {
+    /// Dotted path of the key (`breaker.default.failure_rate_threshold`).
+    pub path: String,
+    /// What is wrong, with the offending value.
+    pub message: String,
+}
+
+/// Every problem found in a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Where the configuration came from.
+    pub origin: String,
+    /// The problems, sorted by path.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} has {} problem(s):", self.origin, self.problems.len())?;
+        for p in &self.problems {
+            if p.path.is_empty() {
+                writeln!(f, "  {}", p.message)?;
+            } else {
+                writeln!(f, "  {}: {}", p.path, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while validating.
+#[derive(Default)]
+pub struct Problems(BTreeSet<ConfigProblem>);
+
+impl Problems {
+    /// Records a problem at `path`.
+    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.insert(ConfigProblem { path: path.into(), message: message.into() });
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            origin: origin.to_owned(),
+            problems: vec![ConfigProblem { path: String::new(), message: e.to_string().trim_end().to_owned() }],
+        })?;
+        let mut problems = Problems::default();
+        let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
+        if !problems.0.is_empty() {
+            return Err(ConfigError { origin: origin.to_owned(), problems: problems.0.into_iter().collect() });
+        }
+        Ok(Self { breaker, source_text: text.to_owned() })
+    }
+
+    /// Reads a policy file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            problems: vec![ConfigProblem { path: String::new(), message: format!("cannot read: {e}") }],
+        })?;
+        Self::from_toml(&text, &origin)
+    }
+
+    /// The built-in defaults (no file).
+    pub fn defaults() -> Self {
+        Self::from_toml("", "built-in defaults").expect("the defaults are valid")
+    }
+
+    /// A stable identifier of this policy: FNV-1a 64 of the source text, hex.
+    /// Snapshots carry it so state built under another policy is not reused.
+    pub fn hash(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.source_text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}

@@ -1,0 +1,43 @@
+//! The agent interface: a deterministic fold with timers and snapshots.
+
+use crate::events::{Data, Event, Timestamp};
+use crate::log::Seq;
+
+/// A decision an agent wants appended; the engine derives its envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal {
+    /// The service decided about (`_system` for system-wide).
+    pub subject: String,
+    /// The decision.
+    pub data: Data,
+    /// Set by the engine to the proposing agent's name.
+    pub agent: &'static str,
+}
+
+impl Proposal {
+    /// A proposal about `subject`.
+    pub fn new(subject: impl Into<String>, data: Data) -> Self {
+        Self { subject: subject.into(), data, agent: "" }
+    }
+}
+
+/// One agent's pure core as the engine drives it.
+///
+/// Implementations must be deterministic: no clock, no unseeded randomness, no
+/// hash-ordered iteration that reaches an output or a snapshot.
+pub trait Agent: Send {
+    /// Name used in decision ids, sources and subjects (`breaker`).
+    fn name(&self) -> &'static str;
+
+    /// Applies record `seq`; pushes any decisions to `out`.
+    fn apply(&mut self, seq: Seq, record: &Event, out: &mut Vec<Proposal>);
+
+    /// The earliest time at which a timer of this agent is due.
+    fn next_deadline(&self) -> Option<Timestamp>;
+
+    /// The agent's state, encoded (msgpack).
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the state with a snapshot taken by [`Agent::snapshot`].
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
