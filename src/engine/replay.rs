@@ -29,11 +29,23 @@ pub enum Divergence {
 }
 
 impl Engine {
+    /// Applies log records without checking anything (e.g. to rebuild state).
+    pub fn apply_log(&mut self, records: &[(Seq, Event)]) {
+        for (seq, record) in records {
+            self.replay_one(*seq, record);
+        }
+    }
+
     /// Replays `records` (a log slice starting where this engine stands) and
     /// checks each decision the agents make against the decisions logged, in
-    /// order. Returns how many decisions matched.
+    /// order. Decisions in the slice caused by records before it (the engine
+    /// already made those before its snapshot) are not expected again.
+    /// Returns how many decisions matched.
     pub fn verify_replay(&mut self, records: &[(Seq, Event)]) -> Result<usize, Divergence> {
-        let mut logged = records.iter().filter(|(_, e)| e.event_type().is_decision());
+        let start = records.first().map_or(0, |(seq, _)| *seq);
+        let mut logged = records
+            .iter()
+            .filter(|(_, e)| e.event_type().is_decision() && e.causeseq.is_some_and(|c| c >= start));
         let mut matched = 0;
         for (seq, record) in records {
             for produced in self.replay_one(*seq, record) {
