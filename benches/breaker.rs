@@ -29,7 +29,13 @@ fn lines(n: usize) -> Vec<u8> {
         let svc = i % 20;
         let t = start + (i as i64) * 2;
         let burst = (i / 50_000) % 4 == 1 && svc < 3;
-        let status = if burst && i % 3 != 0 { 503 } else if i % 97 == 0 { 500 } else { 200 };
+        let status = if burst && i % 3 != 0 {
+            503
+        } else if i % 97 == 0 {
+            500
+        } else {
+            200
+        };
         let secs = t.div_euclid(1000);
         let ms = t.rem_euclid(1000);
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);

@@ -65,9 +65,19 @@ enum Command {
 /// Runs the CLI; returns the process exit code.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Process { input, input_format, config, output, data } => {
-            process_cmd(&input, input_format, config.as_deref(), &output, data.as_deref())
-        }
+        Command::Process {
+            input,
+            input_format,
+            config,
+            output,
+            data,
+        } => process_cmd(
+            &input,
+            input_format,
+            config.as_deref(),
+            &output,
+            data.as_deref(),
+        ),
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
     }
 }
@@ -79,40 +89,70 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-fn process_cmd(input: &Path, format: Format, config: Option<&Path>, output: &Path, data: Option<&Path>) -> Result<()> {
+fn process_cmd(
+    input: &Path,
+    format: Format,
+    config: Option<&Path>,
+    output: &Path,
+    data: Option<&Path>,
+) -> Result<()> {
     let config = load_config(config)?;
     let reader: Box<dyn Read> = if input == Path::new("-") {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(File::open(input).with_context(|| format!("cannot open input {}", input.display()))?)
+        Box::new(
+            File::open(input).with_context(|| format!("cannot open input {}", input.display()))?,
+        )
     };
     let writer: Box<dyn Write> = if output == Path::new("-") {
         Box::new(io::stdout().lock())
     } else {
-        Box::new(File::create(output).with_context(|| format!("cannot create output {}", output.display()))?)
+        Box::new(
+            File::create(output)
+                .with_context(|| format!("cannot create output {}", output.display()))?,
+        )
     };
     let mut engine = process::engine(&config);
     let mut sled = match data {
-        Some(dir) => Some(SledLog::open(dir, Durability::Buffered).with_context(|| format!("cannot open data directory {}", dir.display()))?),
+        Some(dir) => Some(
+            SledLog::open(dir, Durability::Buffered)
+                .with_context(|| format!("cannot open data directory {}", dir.display()))?,
+        ),
         None => None,
     };
     if let Some(log) = &sled {
         if log.last_seq() > 0 {
             let records = read_all(log, 1)?;
-            let n = engine
-                .verify_replay(&records)
-                .with_context(|| format!("the log in {} does not replay under this config", data.unwrap().display()))?;
-            eprintln!("faultline process: continuing a log of {} records ({n} decisions replayed)", records.len());
+            let n = engine.verify_replay(&records).with_context(|| {
+                format!(
+                    "the log in {} does not replay under this config",
+                    data.unwrap().display()
+                )
+            })?;
+            eprintln!(
+                "faultline process: continuing a log of {} records ({n} decisions replayed)",
+                records.len()
+            );
         }
     }
     let log = sled.as_mut().map(|l| l as &mut dyn EventLog);
     let mut p = Processor::new(engine, log, BufWriter::with_capacity(1 << 16, writer));
     let report = |n: u64, r: &crate::events::Rejection| {
-        let unit = if matches!(format, Format::Json) { "line" } else { "record" };
-        eprintln!("{}:{unit} {n}: rejected ({}): {r}", input.display(), r.reason());
+        let unit = if matches!(format, Format::Json) {
+            "line"
+        } else {
+            "record"
+        };
+        eprintln!(
+            "{}:{unit} {n}: rejected ({}): {r}",
+            input.display(),
+            r.reason()
+        );
     };
     match format {
-        Format::Json => process::json_lines(&mut p, BufReader::with_capacity(1 << 16, reader), report)?,
+        Format::Json => {
+            process::json_lines(&mut p, BufReader::with_capacity(1 << 16, reader), report)?
+        }
         Format::Msgpack => process::msgpack(&mut p, reader, report)?,
     }
     let (_, s) = p.finish()?;
@@ -134,10 +174,12 @@ fn schema_cmd(out: Option<&Path>, kind: Option<&str>) -> Result<()> {
     }
     match out {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for (name, s) in &schemas {
                 let path = dir.join(name);
-                std::fs::write(&path, schema::file_text(s)).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, schema::file_text(s))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
             eprintln!("wrote {} schemas to {}", schemas.len(), dir.display());
         }

@@ -69,7 +69,10 @@ pub struct Problems(BTreeSet<ConfigProblem>);
 impl Problems {
     /// Records a problem at `path`.
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.insert(ConfigProblem { path: path.into(), message: message.into() });
+        self.0.insert(ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -78,14 +81,23 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             origin: origin.to_owned(),
-            problems: vec![ConfigProblem { path: String::new(), message: e.to_string().trim_end().to_owned() }],
+            problems: vec![ConfigProblem {
+                path: String::new(),
+                message: e.to_string().trim_end().to_owned(),
+            }],
         })?;
         let mut problems = Problems::default();
         let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
         if !problems.0.is_empty() {
-            return Err(ConfigError { origin: origin.to_owned(), problems: problems.0.into_iter().collect() });
+            return Err(ConfigError {
+                origin: origin.to_owned(),
+                problems: problems.0.into_iter().collect(),
+            });
         }
-        Ok(Self { breaker, source_text: text.to_owned() })
+        Ok(Self {
+            breaker,
+            source_text: text.to_owned(),
+        })
     }
 
     /// Reads a policy file.
@@ -93,7 +105,10 @@ impl Config {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             origin: origin.clone(),
-            problems: vec![ConfigProblem { path: String::new(), message: format!("cannot read: {e}") }],
+            problems: vec![ConfigProblem {
+                path: String::new(),
+                message: format!("cannot read: {e}"),
+            }],
         })?;
         Self::from_toml(&text, &origin)
     }

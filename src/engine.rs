@@ -48,7 +48,12 @@ impl Engine {
     /// An engine over `agents` (in the fixed agent order), for a log whose next
     /// sequence is 1. `config_hash` identifies the policy; snapshots carry it.
     pub fn new(agents: Vec<Box<dyn Agent>>, config_hash: impl Into<String>) -> Self {
-        Self { agents, next_seq: 1, config_hash: config_hash.into(), scratch: Vec::new() }
+        Self {
+            agents,
+            next_seq: 1,
+            config_hash: config_hash.into(),
+            scratch: Vec::new(),
+        }
     }
 
     /// The sequence the next record will get.
@@ -78,7 +83,10 @@ impl Engine {
         let mut last_fired: Option<Timestamp> = None;
         while let Some(deadline) = self.next_deadline().filter(|d| *d <= time) {
             if last_fired.is_some_and(|l| deadline <= l) {
-                debug_assert!(false, "an agent kept a deadline at or before a tick it was given");
+                debug_assert!(
+                    false,
+                    "an agent kept a deadline at or before a tick it was given"
+                );
                 break;
             }
             last_fired = Some(deadline);

@@ -6,11 +6,11 @@
 //! too. The log is the truth: replaying it through fresh agents reproduces every
 //! decision byte for byte. See ARCHITECTURE.md for the map.
 
+pub mod actors;
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod events;
 pub mod log;
-pub mod engine;
-pub mod actors;
-pub mod config;
 pub mod process;
 pub mod schema;
-pub mod cli;

@@ -88,10 +88,15 @@ pub fn read_all(log: &dyn EventLog, from: Seq) -> Result<Vec<(Seq, Event)>, LogE
     let mut next = from.max(1);
     loop {
         let batch = log.read_from(next, 4096)?;
-        let Some(&(last, _)) = batch.last() else { return Ok(out) };
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(out);
+        };
         for (seq, _) in &batch {
             if *seq != next {
-                return Err(LogError::Gap { expected: next, found: *seq });
+                return Err(LogError::Gap {
+                    expected: next,
+                    found: *seq,
+                });
             }
             next += 1;
         }

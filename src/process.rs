@@ -67,7 +67,9 @@ pub enum ProcessError {
 
 /// The agents this build has, in the fixed order, for `config`.
 pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
-    vec![Box::new(BreakerAgent::new(Arc::new(config.breaker.clone())))]
+    vec![Box::new(BreakerAgent::new(Arc::new(
+        config.breaker.clone(),
+    )))]
 }
 
 /// An engine with every agent for `config`.
@@ -89,11 +91,21 @@ impl<'a, W: Write> Processor<'a, W> {
     /// A processor writing decisions to `out` and, if given, records to `log`.
     /// With a log that already holds records, the engine must have been restored to its end.
     pub fn new(engine: Engine, log: Option<&'a mut dyn EventLog>, out: W) -> Self {
-        Self { engine, log, out, batch: Vec::new(), stats: Stats::default() }
+        Self {
+            engine,
+            log,
+            out,
+            batch: Vec::new(),
+            stats: Stats::default(),
+        }
     }
 
     /// Handles one encoded record; a rejection is returned (and counted), not fatal.
-    pub fn handle(&mut self, codec: Codec, bytes: &[u8]) -> Result<Option<Rejection>, ProcessError> {
+    pub fn handle(
+        &mut self,
+        codec: Codec,
+        bytes: &[u8],
+    ) -> Result<Option<Rejection>, ProcessError> {
         self.stats.read += 1;
         match decode_input(codec, bytes) {
             Ok(event) => {
@@ -172,8 +184,11 @@ pub fn msgpack<R: Read, W: Write>(
     let mut record = 0u64;
     while offset < buf.len() {
         record += 1;
-        let len = frame_len(&buf[offset..])
-            .map_err(|message| ProcessError::Framing { record, offset, message })?;
+        let len = frame_len(&buf[offset..]).map_err(|message| ProcessError::Framing {
+            record,
+            offset,
+            message,
+        })?;
         if let Some(r) = p.handle(Codec::MsgPack, &buf[offset..offset + len])? {
             report(record, &r);
         }

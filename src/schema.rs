@@ -53,7 +53,10 @@ pub fn schema(kind: EventType) -> Value {
 
 /// Every schema, with the file name it is committed under.
 pub fn all() -> Vec<(String, Value)> {
-    EventType::ALL.iter().map(|k| (format!("{}.json", k.name()), schema(*k))).collect()
+    EventType::ALL
+        .iter()
+        .map(|k| (format!("{}.json", k.name()), schema(*k)))
+        .collect()
 }
 
 /// The text a schema file holds (pretty JSON, trailing newline).

@@ -37,7 +37,10 @@ fn committed_schemas_match_the_code() {
             stale.push(name);
         }
     }
-    assert!(stale.is_empty(), "schemas out of date: {stale:?}; run `faultline schema --out schemas`");
+    assert!(
+        stale.is_empty(),
+        "schemas out of date: {stale:?}; run `faultline schema --out schemas`"
+    );
 }
 
 #[test]
@@ -45,13 +48,21 @@ fn every_example_validates_against_its_schema_and_decodes() {
     for kind in EventType::ALL {
         let (value, bytes) = example(*kind);
         let validator = jsonschema::validator_for(&schema::schema(*kind)).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", kind.name());
-        let event = Codec::Json.decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+        let event = Codec::Json
+            .decode(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
         assert_eq!(event.event_type(), *kind);
         if kind.is_decision() {
             validate(&event).unwrap();
-            assert_eq!(validate_input(&event).unwrap_err().reason(), "decision_as_input");
+            assert_eq!(
+                validate_input(&event).unwrap_err().reason(),
+                "decision_as_input"
+            );
         } else {
             validate_input(&event).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
         }
@@ -63,11 +74,17 @@ fn schemas_reject_what_the_decoder_rejects() {
     let (mut value, _) = example(EventType::Request);
     value["data"]["latency"] = serde_json::json!(3);
     let validator = jsonschema::validator_for(&schema::schema(EventType::Request)).unwrap();
-    assert!(!validator.is_valid(&value), "unknown data field must fail the schema");
+    assert!(
+        !validator.is_valid(&value),
+        "unknown data field must fail the schema"
+    );
     let (mut value, _) = example(EventType::Window);
     value["subject"] = serde_json::json!("a.b");
     let validator = jsonschema::validator_for(&schema::schema(EventType::Window)).unwrap();
-    assert!(!validator.is_valid(&value), "a subject with '.' must fail the schema");
+    assert!(
+        !validator.is_valid(&value),
+        "a subject with '.' must fail the schema"
+    );
 }
 
 fn fixture(kind: EventType, ext: &str) -> PathBuf {
@@ -86,9 +103,16 @@ fn frozen_wire_fixtures_still_decode() {
                 std::fs::write(&path, codec.encode(&expected)).unwrap();
             }
             let frozen = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let decoded = codec.decode(&frozen).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let decoded = codec
+                .decode(&frozen)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(decoded, expected, "{}", path.display());
-            assert_eq!(codec.encode(&decoded), frozen, "{}: encoding changed", path.display());
+            assert_eq!(
+                codec.encode(&decoded),
+                frozen,
+                "{}: encoding changed",
+                path.display()
+            );
         }
     }
 }
@@ -97,5 +121,10 @@ fn frozen_wire_fixtures_still_decode() {
 fn fixtures_cover_every_type() {
     let dir = root().join("tests/fixtures/wire");
     let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(count, EventType::ALL.len() * 2, "{}", Path::new(&dir).display());
+    assert_eq!(
+        count,
+        EventType::ALL.len() * 2,
+        "{}",
+        Path::new(&dir).display()
+    );
 }

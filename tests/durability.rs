@@ -34,11 +34,15 @@ fn record(seq_hint: u64, i: usize) -> Event {
 /// The child: append forever, acknowledging each batch on stdout.
 #[test]
 fn child_appender() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let mut log = SledLog::open(std::path::Path::new(&dir), Durability::Sync).unwrap();
     loop {
         let next = log.last_seq() + 1;
-        let batch: Vec<Event> = (0..(next % 4 + 1) as usize).map(|i| record(next, i)).collect();
+        let batch: Vec<Event> = (0..(next % 4 + 1) as usize)
+            .map(|i| record(next, i))
+            .collect();
         let range = log.append(&batch).unwrap();
         println!("ack {}", range.end());
     }
@@ -51,7 +55,13 @@ fn acknowledged_records_survive_sigkill() {
     let mut acked_total = 0;
     for round in 0..20u64 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "child_appender", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "child_appender",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -76,16 +86,28 @@ fn acknowledged_records_survive_sigkill() {
         assert!(acked > 0, "round {round}: the child acknowledged nothing");
 
         let log = SledLog::open(dir.path(), Durability::Sync).unwrap();
-        assert!(log.last_seq() >= acked, "round {round}: acknowledged {acked}, log ends at {}", log.last_seq());
+        assert!(
+            log.last_seq() >= acked,
+            "round {round}: acknowledged {acked}, log ends at {}",
+            log.last_seq()
+        );
         let records = read_all(&log, 1).unwrap();
-        assert_eq!(records.len() as u64, log.last_seq(), "round {round}: records are not contiguous from 1");
+        assert_eq!(
+            records.len() as u64,
+            log.last_seq(),
+            "round {round}: records are not contiguous from 1"
+        );
         // Each batch starting at `first` holds `first % 4 + 1` records named r<first>-<i>.
         let mut seq = 1;
         while seq <= log.last_seq() {
             let n = seq % 4 + 1;
             for i in 0..n {
                 let (s, e) = &records[(seq - 1 + i) as usize];
-                assert_eq!(*e, record(seq, i as usize), "round {round}: record {s} differs");
+                assert_eq!(
+                    *e,
+                    record(seq, i as usize),
+                    "round {round}: record {s} differs"
+                );
             }
             seq += n;
         }

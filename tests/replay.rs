@@ -51,11 +51,19 @@ fn record(inputs: Vec<Event>) -> MemoryLog {
 }
 
 fn numbered(log: &MemoryLog) -> Vec<(Seq, Event)> {
-    log.records().iter().cloned().enumerate().map(|(i, e)| (i as Seq + 1, e)).collect()
+    log.records()
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, e)| (i as Seq + 1, e))
+        .collect()
 }
 
 fn decisions(log: &MemoryLog) -> usize {
-    log.records().iter().filter(|e| e.event_type().is_decision()).count()
+    log.records()
+        .iter()
+        .filter(|e| e.event_type().is_decision())
+        .count()
 }
 
 fn fresh() -> Engine {
@@ -65,21 +73,32 @@ fn fresh() -> Engine {
 #[test]
 fn a_known_incident_replays_exactly() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let inputs = proptest::strategy::ValueTree::current(&gen::stream(400).new_tree(&mut runner).unwrap());
+    let inputs =
+        proptest::strategy::ValueTree::current(&gen::stream(400).new_tree(&mut runner).unwrap());
     let log = record(inputs);
     let n = decisions(&log);
-    assert!(n > 5, "the generated incident should produce decisions, got {n}");
-    assert!(log.records().iter().any(|e| e.event_type() == EventType::Tick && e.source == "faultline/engine"));
+    assert!(
+        n > 5,
+        "the generated incident should produce decisions, got {n}"
+    );
+    assert!(log
+        .records()
+        .iter()
+        .any(|e| e.event_type() == EventType::Tick && e.source == "faultline/engine"));
     assert_eq!(fresh().verify_replay(&numbered(&log)), Ok(n));
 }
 
 #[test]
 fn a_tampered_log_is_detected() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let inputs = proptest::strategy::ValueTree::current(&gen::stream(400).new_tree(&mut runner).unwrap());
+    let inputs =
+        proptest::strategy::ValueTree::current(&gen::stream(400).new_tree(&mut runner).unwrap());
     let log = record(inputs);
     let mut records = numbered(&log);
-    let i = records.iter().position(|(_, e)| e.event_type().is_decision()).unwrap();
+    let i = records
+        .iter()
+        .position(|(_, e)| e.event_type().is_decision())
+        .unwrap();
     records[i].1.time = records[i].1.time.plus_millis(1);
     assert!(fresh().verify_replay(&records).is_err());
 }
@@ -118,7 +137,8 @@ proptest! {
 #[test]
 fn a_snapshot_from_another_policy_is_refused() {
     let snap = fresh().snapshot();
-    let other = Config::from_toml("[breaker.default]\nminimum_number_of_calls = 7\n", "other").unwrap();
+    let other =
+        Config::from_toml("[breaker.default]\nminimum_number_of_calls = 7\n", "other").unwrap();
     let err = process::engine(&other).restore(&snap).unwrap_err();
     assert!(err.to_string().contains("replay the log instead"), "{err}");
 }

@@ -68,7 +68,11 @@ fn check(dir: &Path) -> Result<(), String> {
             Ok(_) => return Err("config was accepted; expected a rejection".into()),
             Err(e) => e.to_string(),
         };
-        for line in std::fs::read_to_string(&errors_path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        for line in std::fs::read_to_string(&errors_path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             if !err.contains(line.trim()) {
                 return Err(format!("error report lacks {line:?}; it says:\n{err}"));
             }
@@ -81,16 +85,30 @@ fn check(dir: &Path) -> Result<(), String> {
     if out != again {
         return Err("two runs gave different bytes".into());
     }
-    let got: Vec<Value> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let got: Vec<Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     let want: Vec<Value> = std::fs::read_to_string(dir.join("expected.jsonl"))
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).map_err(|e| format!("expected.jsonl: {e}: {l}")))
         .collect::<Result<_, _>>()?;
-    let show = |v: &[Value]| v.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n");
+    let show = |v: &[Value]| {
+        v.iter()
+            .map(|d| format!("  {d}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     if got.len() != want.len() {
-        return Err(format!("{} decisions, expected {}; got:\n{}", got.len(), want.len(), show(&got)));
+        return Err(format!(
+            "{} decisions, expected {}; got:\n{}",
+            got.len(),
+            want.len(),
+            show(&got)
+        ));
     }
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
         subset(w, g, "").map_err(|e| format!("decision {}: {e}\n got: {g}", i + 1))?;
@@ -106,13 +124,21 @@ fn every_scenario_behaves_as_written() {
         .iter()
         .filter_map(|d| check(d).err().map(|e| format!("{}: {e}", d.display())))
         .collect();
-    assert!(failures.is_empty(), "{} scenario(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn the_cli_agrees_with_the_library_on_every_scenario() {
     let bin = env!("CARGO_BIN_EXE_faultline");
-    for dir in scenario_dirs().iter().filter(|d| d.join("input.jsonl").exists()) {
+    for dir in scenario_dirs()
+        .iter()
+        .filter(|d| d.join("input.jsonl").exists())
+    {
         let config = Config::load(&dir.join("config.toml")).unwrap();
         let (expected, rejected) = run(dir, &config);
         let out = Command::new(bin)
@@ -122,9 +148,18 @@ fn the_cli_agrees_with_the_library_on_every_scenario() {
             .arg(dir.join("config.toml"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.stdout, expected, "{}", dir.display());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("rejected {rejected},")), "{}: {stderr}", dir.display());
+        assert!(
+            stderr.contains(&format!("rejected {rejected},")),
+            "{}: {stderr}",
+            dir.display()
+        );
     }
 }

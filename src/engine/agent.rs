@@ -17,7 +17,11 @@ pub struct Proposal {
 impl Proposal {
     /// A proposal about `subject`.
     pub fn new(subject: impl Into<String>, data: Data) -> Self {
-        Self { subject: subject.into(), data, agent: "" }
+        Self {
+            subject: subject.into(),
+            data,
+            agent: "",
+        }
     }
 }
 

@@ -43,9 +43,9 @@ impl Engine {
     /// Returns how many decisions matched.
     pub fn verify_replay(&mut self, records: &[(Seq, Event)]) -> Result<usize, Divergence> {
         let start = records.first().map_or(0, |(seq, _)| *seq);
-        let mut logged = records
-            .iter()
-            .filter(|(_, e)| e.event_type().is_decision() && e.causeseq.is_some_and(|c| c >= start));
+        let mut logged = records.iter().filter(|(_, e)| {
+            e.event_type().is_decision() && e.causeseq.is_some_and(|c| c >= start)
+        });
         let mut matched = 0;
         for (seq, record) in records {
             for produced in self.replay_one(*seq, record) {
@@ -65,7 +65,10 @@ impl Engine {
         }
         let rest: Vec<_> = logged.collect();
         if let Some((_, first)) = rest.first() {
-            return Err(Divergence::Missing { count: rest.len(), first: json(first) });
+            return Err(Divergence::Missing {
+                count: rest.len(),
+                first: json(first),
+            });
         }
         Ok(matched)
     }

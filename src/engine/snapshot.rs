@@ -119,7 +119,10 @@ impl Engine {
         let stored: Stored = rmp_serde::from_slice(&snapshot.bytes)
             .map_err(|e| SnapshotError::Decode(e.to_string()))?;
         if stored.format != SNAPSHOT_FORMAT {
-            return Err(SnapshotError::Format { found: stored.format, expected: SNAPSHOT_FORMAT });
+            return Err(SnapshotError::Format {
+                found: stored.format,
+                expected: SNAPSHOT_FORMAT,
+            });
         }
         if stored.config_hash != self.config_hash {
             return Err(SnapshotError::Config {
@@ -135,7 +138,10 @@ impl Engine {
         for (agent, (name, bytes)) in self.agents.iter_mut().zip(stored.agents) {
             agent
                 .restore(&bytes.0)
-                .map_err(|message| SnapshotError::Agent { agent: name, message })?;
+                .map_err(|message| SnapshotError::Agent {
+                    agent: name,
+                    message,
+                })?;
         }
         self.next_seq = stored.covers + 1;
         Ok(())

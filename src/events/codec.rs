@@ -24,14 +24,23 @@ pub enum Codec {
 impl Codec {
     /// Picks the codec for a `Content-Type` header value (`None`: JSON).
     pub fn from_content_type(content_type: Option<&str>) -> Result<Self, Rejection> {
-        let Some(ct) = content_type else { return Ok(Self::Json) };
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some(ct) = content_type else {
+            return Ok(Self::Json);
+        };
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" | "application/cloudevents+json" => Ok(Self::Json),
             "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
                 Ok(Self::MsgPack)
             }
-            _ => Err(Rejection::UnsupportedContentType { content_type: ct.to_owned() }),
+            _ => Err(Rejection::UnsupportedContentType {
+                content_type: ct.to_owned(),
+            }),
         }
     }
 
@@ -46,13 +55,16 @@ impl Codec {
     /// Decodes one event (no semantic validation; see [`super::validate`]).
     pub fn decode(self, bytes: &[u8]) -> Result<Event, Rejection> {
         if bytes.len() > MAX_EVENT_BYTES {
-            return Err(Rejection::TooLarge { size: bytes.len(), limit: MAX_EVENT_BYTES });
+            return Err(Rejection::TooLarge {
+                size: bytes.len(),
+                limit: MAX_EVENT_BYTES,
+            });
         }
         let fast = match self {
             Self::Json => serde_json::from_slice::<Event>(bytes).map_err(|_| ()),
             Self::MsgPack => rmp_serde::from_slice::<Event>(bytes).map_err(|_| ()),
         };
-        fast.or_else(|()| Err(self.explain(bytes)))
+        fast.map_err(|()| self.explain(bytes))
     }
 
     /// Re-decodes with path tracking to say where the input went wrong.
@@ -135,7 +147,10 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(Codec::from_content_type(None).unwrap(), Codec::Json);
-        assert_eq!(Codec::from_content_type(Some("application/msgpack")).unwrap(), Codec::MsgPack);
+        assert_eq!(
+            Codec::from_content_type(Some("application/msgpack")).unwrap(),
+            Codec::MsgPack
+        );
         assert_eq!(
             Codec::from_content_type(Some("application/cloudevents+json; charset=utf-8")).unwrap(),
             Codec::Json

@@ -223,7 +223,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                     kind = Some(EventType::from_name(&name).ok_or_else(|| {
                         de::Error::custom(format_args!(
                             "unknown type {name:?}; expected one of {}",
-                            EventType::ALL.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                            EventType::ALL
+                                .iter()
+                                .map(|t| t.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     })?);
                 }

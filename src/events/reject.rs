@@ -56,12 +56,23 @@ pub enum Rejection {
 impl Rejection {
     /// A decode failure at `path`.
     pub fn malformed(path: &str, message: &str) -> Self {
-        Self::Malformed { path: path.to_owned(), message: message.to_owned() }
+        Self::Malformed {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        }
     }
 
     /// A rule violation of `field` by `value`.
-    pub fn invalid(field: impl Into<String>, value: impl std::fmt::Debug, problem: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), value: format!("{value:?}"), problem: problem.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Debug,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            value: format!("{value:?}"),
+            problem: problem.into(),
+        }
     }
 
     /// Token naming the DLQ subject and metric: `too_large`, `malformed`, ...

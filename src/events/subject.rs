@@ -56,8 +56,14 @@ mod tests {
 
     #[test]
     fn subjects() {
-        assert_eq!(input_subject("faultline", "checkout", "request"), "faultline.in.checkout.request");
-        assert_eq!(output_subject("fl", "breaker", "checkout"), "fl.out.breaker.checkout");
+        assert_eq!(
+            input_subject("faultline", "checkout", "request"),
+            "faultline.in.checkout.request"
+        );
+        assert_eq!(
+            output_subject("fl", "breaker", "checkout"),
+            "fl.out.breaker.checkout"
+        );
         assert_eq!(dlq_subject("faultline", "invalid"), "faultline.dlq.invalid");
     }
 }

@@ -56,7 +56,11 @@ impl Timestamp {
 
     /// This instant plus `ms` milliseconds (saturating at the representable range).
     pub const fn plus_millis(self, ms: u64) -> Self {
-        let ms = if ms > i64::MAX as u64 { i64::MAX } else { ms as i64 };
+        let ms = if ms > i64::MAX as u64 {
+            i64::MAX
+        } else {
+            ms as i64
+        };
         Self(self.0.saturating_add(ms.saturating_mul(NANOS_PER_MS)))
     }
 
@@ -67,7 +71,10 @@ impl Timestamp {
 
     /// Parses RFC 3339 text with any offset.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
-        let err = |reason: String| TimeError { value: text.to_owned(), reason };
+        let err = |reason: String| TimeError {
+            value: text.to_owned(),
+            reason,
+        };
         let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| err(e.to_string()))?;
         let nanos = i64::try_from(parsed.unix_timestamp_nanos())
             .map_err(|_| err("outside the representable range".into()))?;
@@ -78,7 +85,8 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
             .expect("every i64 nanosecond count is within time's range");
-        dt.format(&Rfc3339).expect("RFC 3339 formatting of a UTC instant cannot fail")
+        dt.format(&Rfc3339)
+            .expect("RFC 3339 formatting of a UTC instant cannot fail")
     }
 }
 

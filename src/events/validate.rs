@@ -19,7 +19,9 @@ const TOKEN_RULE: &str =
 pub fn validate_input(event: &Event) -> Result<(), Rejection> {
     let kind = event.event_type();
     if kind.is_decision() {
-        return Err(Rejection::DecisionAsInput { type_name: kind.name().to_owned() });
+        return Err(Rejection::DecisionAsInput {
+            type_name: kind.name().to_owned(),
+        });
     }
     validate(event)
 }
@@ -49,7 +51,11 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
 
 fn text(field: &str, value: &str) -> Result<(), Rejection> {
     if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(Rejection::invalid(field, value, format!("must be 1-{MAX_ID_LEN} bytes")));
+        return Err(Rejection::invalid(
+            field,
+            value,
+            format!("must be 1-{MAX_ID_LEN} bytes"),
+        ));
     }
     Ok(())
 }
@@ -68,9 +74,11 @@ fn opt_token(field: &str, value: &Option<String>) -> Result<(), Rejection> {
 
 fn latency(field: &str, value: Option<f64>) -> Result<(), Rejection> {
     match value {
-        Some(v) if !(v.is_finite() && v >= 0.0) => {
-            Err(Rejection::invalid(field, v, "must be a finite number of milliseconds >= 0"))
-        }
+        Some(v) if !(v.is_finite() && v >= 0.0) => Err(Rejection::invalid(
+            field,
+            v,
+            "must be a finite number of milliseconds >= 0",
+        )),
         _ => Ok(()),
     }
 }
@@ -112,7 +120,11 @@ fn window(w: &Window) -> Result<(), Rejection> {
         ));
     }
     if let Some(slow) = w.slow.filter(|&s| s > w.requests) {
-        return Err(Rejection::invalid("data.slow", slow, format!("must be <= requests ({})", w.requests)));
+        return Err(Rejection::invalid(
+            "data.slow",
+            slow,
+            format!("must be <= requests ({})", w.requests),
+        ));
     }
     w.latency_ms.as_ref().map_or(Ok(()), summary)
 }
@@ -132,8 +144,15 @@ fn topology(t: &Topology) -> Result<(), Rejection> {
     for (i, inst) in t.instances.iter().enumerate() {
         token(&format!("data.instances[{i}].id"), &inst.id)?;
     }
-    if let Some(r) = t.revenue_per_minute.filter(|r| !(r.is_finite() && *r >= 0.0)) {
-        return Err(Rejection::invalid("data.revenue_per_minute", r, "must be finite and >= 0"));
+    if let Some(r) = t
+        .revenue_per_minute
+        .filter(|r| !(r.is_finite() && *r >= 0.0))
+    {
+        return Err(Rejection::invalid(
+            "data.revenue_per_minute",
+            r,
+            "must be finite and >= 0",
+        ));
     }
     if let Some(slo) = &t.slo {
         if let Some(a) = slo.availability.filter(|a| !(*a > 0.0 && *a <= 1.0)) {
@@ -164,7 +183,11 @@ fn command(c: &Command) -> Result<(), Rejection> {
         Scope::Service => token("data.target", target),
         Scope::Edge => match target.split_once("->") {
             Some((a, b)) if is_valid_token(a) && is_valid_token(b) => Ok(()),
-            _ => Err(Rejection::invalid("data.target", target, "an edge target is `caller->callee`")),
+            _ => Err(Rejection::invalid(
+                "data.target",
+                target,
+                "an edge target is `caller->callee`",
+            )),
         },
         Scope::Instance => match target.split_once('/') {
             Some((a, b)) if is_valid_token(a) && is_valid_token(b) => Ok(()),
@@ -210,17 +233,26 @@ mod tests {
     fn latency_must_be_finite() {
         let mut e = event(r#"{"interval_ms":1000,"requests":5,"errors":1}"#);
         if let Data::Window(w) = &mut e.data {
-            w.latency_ms = Some(LatencySummary { p99: Some(f64::NAN), ..Default::default() });
+            w.latency_ms = Some(LatencySummary {
+                p99: Some(f64::NAN),
+                ..Default::default()
+            });
         }
         let err = validate_input(&e).unwrap_err();
         assert_eq!(err.reason(), "invalid");
-        assert!(err.to_string().contains("data.latency_ms.p99 = NaN"), "{err}");
+        assert!(
+            err.to_string().contains("data.latency_ms.p99 = NaN"),
+            "{err}"
+        );
     }
 
     #[test]
     fn decisions_are_not_inputs() {
         let mut e = event(r#"{"interval_ms":1000,"requests":5,"errors":1}"#);
         e.data = Data::Prediction(Default::default());
-        assert_eq!(validate_input(&e).unwrap_err().reason(), "decision_as_input");
+        assert_eq!(
+            validate_input(&e).unwrap_err().reason(),
+            "decision_as_input"
+        );
     }
 }

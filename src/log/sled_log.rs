@@ -35,7 +35,10 @@ impl SledLog {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, LogError> {
         let path = dir.to_path_buf();
-        let err = |source| LogError::Storage { path: path.display().to_string(), source };
+        let err = |source| LogError::Storage {
+            path: path.display().to_string(),
+            source,
+        };
         let db = sled::Config::new().path(dir).open().map_err(err)?;
         let log = db.open_tree("log").map_err(err)?;
         let snapshots = db.open_tree("snapshots").map_err(err)?;
@@ -43,11 +46,21 @@ impl SledLog {
             Some((k, _)) => seq_of(&k),
             None => 0,
         };
-        Ok(Self { path, db, log, snapshots, last, durability })
+        Ok(Self {
+            path,
+            db,
+            log,
+            snapshots,
+            last,
+            durability,
+        })
     }
 
     fn storage(&self, source: sled::Error) -> LogError {
-        LogError::Storage { path: self.path.display().to_string(), source }
+        LogError::Storage {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 }
 
@@ -78,9 +91,10 @@ impl EventLog for SledLog {
         for item in self.log.range(from.max(1).to_be_bytes()..).take(max) {
             let (k, v) = item.map_err(|e| self.storage(e))?;
             let seq = seq_of(&k);
-            let event = Codec::MsgPack
-                .decode(&v)
-                .map_err(|e| LogError::Corrupt { seq, message: e.to_string() })?;
+            let event = Codec::MsgPack.decode(&v).map_err(|e| LogError::Corrupt {
+                seq,
+                message: e.to_string(),
+            })?;
             out.push((seq, event));
         }
         Ok(out)
@@ -94,19 +108,31 @@ impl EventLog for SledLog {
         let mut value = Vec::with_capacity(8 + snapshot.bytes.len());
         value.extend_from_slice(&snapshot.covers.to_be_bytes());
         value.extend_from_slice(&snapshot.bytes);
-        self.snapshots.insert(name.as_bytes(), value).map_err(|e| self.storage(e))?;
+        self.snapshots
+            .insert(name.as_bytes(), value)
+            .map_err(|e| self.storage(e))?;
         self.db.flush().map_err(|e| self.storage(e))?;
         Ok(())
     }
 
     fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, LogError> {
-        let Some(v) = self.snapshots.get(name.as_bytes()).map_err(|e| self.storage(e))? else {
+        let Some(v) = self
+            .snapshots
+            .get(name.as_bytes())
+            .map_err(|e| self.storage(e))?
+        else {
             return Ok(None);
         };
         if v.len() < 8 {
-            return Err(LogError::Corrupt { seq: 0, message: format!("snapshot {name:?} is truncated") });
+            return Err(LogError::Corrupt {
+                seq: 0,
+                message: format!("snapshot {name:?} is truncated"),
+            });
         }
-        Ok(Some(Snapshot { covers: seq_of(&v), bytes: v[8..].to_vec() }))
+        Ok(Some(Snapshot {
+            covers: seq_of(&v),
+            bytes: v[8..].to_vec(),
+        }))
     }
 
     fn flush(&mut self) -> Result<(), LogError> {
@@ -146,12 +172,24 @@ mod tests {
             let mut log = SledLog::open(dir.path(), Durability::Sync).unwrap();
             assert_eq!(log.append(&[tick(1), tick(2)]).unwrap(), 1..=2);
             assert_eq!(log.append(&[tick(3)]).unwrap(), 3..=3);
-            log.put_snapshot("engine", &Snapshot { covers: 2, bytes: vec![7, 8] }).unwrap();
+            log.put_snapshot(
+                "engine",
+                &Snapshot {
+                    covers: 2,
+                    bytes: vec![7, 8],
+                },
+            )
+            .unwrap();
         }
         let log = SledLog::open(dir.path(), Durability::Sync).unwrap();
         assert_eq!(log.last_seq(), 3);
         let all = super::super::read_all(&log, 1).unwrap();
-        assert_eq!(all.iter().map(|(s, e)| (*s, e.id.as_str())).collect::<Vec<_>>(), [(1, "t1"), (2, "t2"), (3, "t3")]);
+        assert_eq!(
+            all.iter()
+                .map(|(s, e)| (*s, e.id.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "t1"), (2, "t2"), (3, "t3")]
+        );
         assert_eq!(log.read_from(3, 10).unwrap()[0].1, tick(3));
         let snap = log.get_snapshot("engine").unwrap().unwrap();
         assert_eq!((snap.covers, snap.bytes), (2, vec![7, 8]));

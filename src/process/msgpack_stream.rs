@@ -18,8 +18,13 @@ pub fn frame_len(buf: &[u8]) -> Result<usize, String> {
 }
 
 fn take(buf: &[u8], pos: &mut usize, n: usize) -> Result<u64, String> {
-    let end = pos.checked_add(n).filter(|&e| e <= buf.len()).ok_or("truncated value")?;
-    let v = buf[*pos..end].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= buf.len())
+        .ok_or("truncated value")?;
+    let v = buf[*pos..end]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     *pos = end;
     Ok(v)
 }
@@ -30,7 +35,10 @@ fn bytes(buf: &[u8], pos: &mut usize, n: u64) -> Result<(), String> {
 }
 
 fn take_span(buf: &[u8], pos: &mut usize, n: usize) -> Result<(), String> {
-    let end = pos.checked_add(n).filter(|&e| e <= buf.len()).ok_or("truncated value")?;
+    let end = pos
+        .checked_add(n)
+        .filter(|&e| e <= buf.len())
+        .ok_or("truncated value")?;
     *pos = end;
     Ok(())
 }
@@ -44,29 +52,61 @@ fn skip(buf: &[u8], pos: &mut usize, depth: usize) -> Result<(), String> {
         (0..n).try_for_each(|_| skip(buf, pos, depth + 1))
     };
     match marker {
-        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => Ok(()),
+        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+            Ok(())
+        }
         Marker::U8 | Marker::I8 => take_span(buf, pos, 1),
         Marker::U16 | Marker::I16 => take_span(buf, pos, 2),
         Marker::U32 | Marker::I32 | Marker::F32 => take_span(buf, pos, 4),
         Marker::U64 | Marker::I64 | Marker::F64 => take_span(buf, pos, 8),
         Marker::FixStr(n) => bytes(buf, pos, u64::from(n)),
-        Marker::Str8 | Marker::Bin8 => { let n = take(buf, pos, 1)?; bytes(buf, pos, n) }
-        Marker::Str16 | Marker::Bin16 => { let n = take(buf, pos, 2)?; bytes(buf, pos, n) }
-        Marker::Str32 | Marker::Bin32 => { let n = take(buf, pos, 4)?; bytes(buf, pos, n) }
+        Marker::Str8 | Marker::Bin8 => {
+            let n = take(buf, pos, 1)?;
+            bytes(buf, pos, n)
+        }
+        Marker::Str16 | Marker::Bin16 => {
+            let n = take(buf, pos, 2)?;
+            bytes(buf, pos, n)
+        }
+        Marker::Str32 | Marker::Bin32 => {
+            let n = take(buf, pos, 4)?;
+            bytes(buf, pos, n)
+        }
         Marker::FixArray(n) => items(u64::from(n), buf, pos),
-        Marker::Array16 => { let n = take(buf, pos, 2)?; items(n, buf, pos) }
-        Marker::Array32 => { let n = take(buf, pos, 4)?; items(n, buf, pos) }
+        Marker::Array16 => {
+            let n = take(buf, pos, 2)?;
+            items(n, buf, pos)
+        }
+        Marker::Array32 => {
+            let n = take(buf, pos, 4)?;
+            items(n, buf, pos)
+        }
         Marker::FixMap(n) => items(2 * u64::from(n), buf, pos),
-        Marker::Map16 => { let n = take(buf, pos, 2)?; items(2 * n, buf, pos) }
-        Marker::Map32 => { let n = take(buf, pos, 4)?; items(2 * n, buf, pos) }
+        Marker::Map16 => {
+            let n = take(buf, pos, 2)?;
+            items(2 * n, buf, pos)
+        }
+        Marker::Map32 => {
+            let n = take(buf, pos, 4)?;
+            items(2 * n, buf, pos)
+        }
         Marker::FixExt1 => take_span(buf, pos, 2),
         Marker::FixExt2 => take_span(buf, pos, 3),
         Marker::FixExt4 => take_span(buf, pos, 5),
         Marker::FixExt8 => take_span(buf, pos, 9),
         Marker::FixExt16 => take_span(buf, pos, 17),
-        Marker::Ext8 => { let n = take(buf, pos, 1)?; bytes(buf, pos, n + 1) }
-        Marker::Ext16 => { let n = take(buf, pos, 2)?; bytes(buf, pos, n + 1) }
-        Marker::Ext32 => { let n = take(buf, pos, 4)?; bytes(buf, pos, n + 1) }
+        Marker::Ext8 => {
+            let n = take(buf, pos, 1)?;
+            bytes(buf, pos, n + 1)
+        }
+        Marker::Ext16 => {
+            let n = take(buf, pos, 2)?;
+            bytes(buf, pos, n + 1)
+        }
+        Marker::Ext32 => {
+            let n = take(buf, pos, 4)?;
+            bytes(buf, pos, n + 1)
+        }
         Marker::Reserved => Err("byte 0xc1 is not msgpack".into()),
     }
 }

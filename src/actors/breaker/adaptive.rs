@@ -66,12 +66,26 @@ mod tests {
     use super::*;
 
     fn params() -> Adaptive {
-        Adaptive { k: 3.0, floor: 2.0, ceiling: 100.0, alpha: 0.1, warmup_samples: 5 }
+        Adaptive {
+            k: 3.0,
+            floor: 2.0,
+            ceiling: 100.0,
+            alpha: 0.1,
+            warmup_samples: 5,
+        }
     }
 
     fn feed(b: &mut Baseline, rates: &[u64]) {
         for &r in rates {
-            b.learn(Tally { calls: 100, failed: r, slow: 0 }, 100, &params());
+            b.learn(
+                Tally {
+                    calls: 100,
+                    failed: r,
+                    slow: 0,
+                },
+                100,
+                &params(),
+            );
         }
     }
 

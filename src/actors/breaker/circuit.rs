@@ -19,6 +19,10 @@
 //!   half up), since its calls beyond the budget would have been refused. With
 //!   a half-open maximum wait, a timer re-opens when no verdict came in time.
 //! * **forced_open**, **disabled**: by command only; nothing is recorded.
+//! * `force_close` and `reset` always start a fresh window (and clear the
+//!   backoff), even on a closed breaker, where they emit nothing.
+//! * Deadlines are inclusive: a probe arriving exactly at the half-open time
+//!   limit comes after the timer that re-opened the breaker.
 //! * **metrics_only**: outcomes recorded, nothing trips; crossing a threshold
 //!   emits one decision (to = metrics_only) per crossing.
 //!
@@ -88,13 +92,20 @@ pub struct IllegalTransition {
 }
 
 /// Whether `from -> to` is allowed for `trigger`.
-pub fn legal(from: BreakerState, to: BreakerState, trigger: BreakerTrigger) -> Result<(), IllegalTransition> {
+pub fn legal(
+    from: BreakerState,
+    to: BreakerState,
+    trigger: BreakerTrigger,
+) -> Result<(), IllegalTransition> {
     use BreakerState::*;
     use BreakerTrigger::*;
     let ok = match trigger {
         Command => matches!(to, Closed | ForcedOpen | Disabled | MetricsOnly),
         FailureRate | SlowCallRate | ErrorCount | ConsecutiveFailures => {
-            matches!((from, to), (Closed, Open) | (HalfOpen, Open) | (MetricsOnly, MetricsOnly))
+            matches!(
+                (from, to),
+                (Closed, Open) | (HalfOpen, Open) | (MetricsOnly, MetricsOnly)
+            )
         }
         ProbesHealthy => (from, to) == (HalfOpen, Closed),
         OpenWaitElapsed => (from, to) == (Open, HalfOpen),
@@ -167,7 +178,14 @@ impl Circuit {
     /// Records outcomes observed at `at` (over `interval_ms` before it for a
     /// window) with the agent clock at `now`. Returns false when the record was
     /// too old for a time window (late).
-    pub fn record(&mut self, o: Tally, at: Timestamp, interval_ms: u64, now: Timestamp, s: &Settings) -> (bool, Option<Change>) {
+    pub fn record(
+        &mut self,
+        o: Tally,
+        at: Timestamp,
+        interval_ms: u64,
+        now: Timestamp,
+        s: &Settings,
+    ) -> (bool, Option<Change>) {
         match self.state {
             BreakerState::Closed | BreakerState::MetricsOnly => {
                 let in_window = match &mut self.window {
@@ -180,17 +198,25 @@ impl Circuit {
                 if !in_window {
                     return (false, None);
                 }
-                self.consecutive_failures =
-                    if o.failed < o.calls { o.failed } else { self.consecutive_failures + o.failed };
+                self.consecutive_failures = if o.failed < o.calls {
+                    o.failed
+                } else {
+                    self.consecutive_failures + o.failed
+                };
+                let change = self.evaluate_closed(now, s);
+                // Judge first, learn after: the traffic being judged must not
+                // raise the bar it is judged against, and an incident that
+                // trips the breaker is not learned as normal.
                 if self.state == BreakerState::Closed {
                     if let Some(a) = &s.adaptive {
                         self.baseline.learn(o, s.minimum_calls, a);
                     }
                 }
-                (true, self.evaluate_closed(now, s))
+                (true, change)
             }
             BreakerState::HalfOpen => {
-                let room = u64::from(s.permitted_half_open).saturating_sub(self.probes.tally().calls);
+                let room =
+                    u64::from(s.permitted_half_open).saturating_sub(self.probes.tally().calls);
                 let o = if o.calls > room { scale_up(o, room) } else { o };
                 self.probes.add(o);
                 (true, self.evaluate_half_open(now, s))
@@ -209,18 +235,34 @@ impl Circuit {
     fn evaluate_closed(&mut self, now: Timestamp, s: &Settings) -> Option<Change> {
         let t = self.tally(now);
         let known = t.calls > 0 && t.calls >= s.effective_minimum_calls();
-        let (fr, sr) = if known { (Some(t.failure_rate()), Some(t.slow_rate())) } else { (None, None) };
+        let (fr, sr) = if known {
+            (Some(t.failure_rate()), Some(t.slow_rate()))
+        } else {
+            (None, None)
+        };
         let threshold = self.failure_threshold(s);
         let verdict = if fr.is_some_and(|r| r >= threshold) {
-            Some(Verdict { trigger: BreakerTrigger::FailureRate, threshold })
+            Some(Verdict {
+                trigger: BreakerTrigger::FailureRate,
+                threshold,
+            })
         } else if sr.is_some_and(|r| r >= s.slow_call_rate_threshold) {
-            Some(Verdict { trigger: BreakerTrigger::SlowCallRate, threshold: s.slow_call_rate_threshold })
+            Some(Verdict {
+                trigger: BreakerTrigger::SlowCallRate,
+                threshold: s.slow_call_rate_threshold,
+            })
         } else if let Some(n) = s.error_count_threshold.filter(|&n| t.failed >= n) {
-            Some(Verdict { trigger: BreakerTrigger::ErrorCount, threshold: n as f64 })
-        } else if let Some(n) = s.consecutive_failures_threshold.filter(|&n| self.consecutive_failures >= n) {
-            Some(Verdict { trigger: BreakerTrigger::ConsecutiveFailures, threshold: n as f64 })
+            Some(Verdict {
+                trigger: BreakerTrigger::ErrorCount,
+                threshold: n as f64,
+            })
         } else {
-            None
+            s.consecutive_failures_threshold
+                .filter(|&n| self.consecutive_failures >= n)
+                .map(|n| Verdict {
+                    trigger: BreakerTrigger::ConsecutiveFailures,
+                    threshold: n as f64,
+                })
         };
         let change = |from, to, v: &Verdict, open_until| Change {
             from,
@@ -237,7 +279,12 @@ impl Circuit {
         match (self.state, verdict) {
             (BreakerState::MetricsOnly, Some(v)) if !self.above => {
                 self.above = true;
-                Some(change(BreakerState::MetricsOnly, BreakerState::MetricsOnly, &v, None))
+                Some(change(
+                    BreakerState::MetricsOnly,
+                    BreakerState::MetricsOnly,
+                    &v,
+                    None,
+                ))
             }
             (BreakerState::MetricsOnly, None) => {
                 self.above = false;
@@ -245,7 +292,12 @@ impl Circuit {
             }
             (BreakerState::Closed, Some(v)) => {
                 let until = self.open(now, s);
-                Some(change(BreakerState::Closed, BreakerState::Open, &v, Some(until)))
+                Some(change(
+                    BreakerState::Closed,
+                    BreakerState::Open,
+                    &v,
+                    Some(until),
+                ))
             }
             _ => None,
         }
@@ -262,9 +314,17 @@ impl Circuit {
         let (to, trigger, thr) = if fr >= threshold {
             (BreakerState::Open, BreakerTrigger::FailureRate, threshold)
         } else if sr >= s.slow_call_rate_threshold {
-            (BreakerState::Open, BreakerTrigger::SlowCallRate, s.slow_call_rate_threshold)
+            (
+                BreakerState::Open,
+                BreakerTrigger::SlowCallRate,
+                s.slow_call_rate_threshold,
+            )
         } else {
-            (BreakerState::Closed, BreakerTrigger::ProbesHealthy, threshold)
+            (
+                BreakerState::Closed,
+                BreakerTrigger::ProbesHealthy,
+                threshold,
+            )
         };
         let open_until = if to == BreakerState::Open {
             self.reopens += 1;
@@ -323,12 +383,21 @@ impl Circuit {
         };
         match self.state {
             BreakerState::Open => {
-                legal(BreakerState::Open, BreakerState::HalfOpen, BreakerTrigger::OpenWaitElapsed).ok()?;
+                legal(
+                    BreakerState::Open,
+                    BreakerState::HalfOpen,
+                    BreakerTrigger::OpenWaitElapsed,
+                )
+                .ok()?;
                 self.state = BreakerState::HalfOpen;
                 self.open_until = None;
                 self.probes = CountWindow::new(u64::from(s.permitted_half_open));
                 self.half_open_until = s.max_wait_half_open_ms.map(|ms| now.plus_millis(ms));
-                Some(Change { to: BreakerState::HalfOpen, permitted_calls: Some(s.permitted_half_open), ..base })
+                Some(Change {
+                    to: BreakerState::HalfOpen,
+                    permitted_calls: Some(s.permitted_half_open),
+                    ..base
+                })
             }
             BreakerState::HalfOpen => {
                 self.reopens += 1;
@@ -347,7 +416,13 @@ impl Circuit {
     }
 
     /// Applies an operator command; `None` when it changes nothing visible.
-    pub fn command(&mut self, action: CommandAction, now: Timestamp, s: &Settings, note: String) -> Option<Change> {
+    pub fn command(
+        &mut self,
+        action: CommandAction,
+        now: Timestamp,
+        s: &Settings,
+        note: String,
+    ) -> Option<Change> {
         let from = self.state;
         let t = self.tally(now);
         let to = match action {
@@ -359,7 +434,7 @@ impl Circuit {
         };
         legal(from, to, BreakerTrigger::Command).ok()?;
         match to {
-            BreakerState::Closed if action == CommandAction::Reset || from != BreakerState::Closed => self.close(s),
+            BreakerState::Closed => self.close(s),
             BreakerState::MetricsOnly if from != BreakerState::MetricsOnly => {
                 self.close(s);
                 self.state = BreakerState::MetricsOnly;
@@ -396,7 +471,11 @@ fn scale_up(o: Tally, room: u64) -> Tally {
         return Tally::default();
     }
     let up = |x: u64| ((u128::from(x) * u128::from(room)).div_ceil(u128::from(o.calls))) as u64;
-    Tally { calls: room, failed: up(o.failed).min(room), slow: up(o.slow).min(room) }
+    Tally {
+        calls: room,
+        failed: up(o.failed).min(room),
+        slow: up(o.slow).min(room),
+    }
 }
 
 #[cfg(test)]
@@ -410,7 +489,11 @@ mod tests {
     }
 
     fn one(failed: bool) -> Tally {
-        Tally { calls: 1, failed: u64::from(failed), slow: 0 }
+        Tally {
+            calls: 1,
+            failed: u64::from(failed),
+            slow: 0,
+        }
     }
 
     #[test]
@@ -432,20 +515,54 @@ mod tests {
             assert_eq!(c.record(one(f), now, 0, now, &s).1, None);
         }
         let ch = c.record(one(false), now, 0, now, &s).1.unwrap();
-        assert_eq!((ch.from, ch.to, ch.failure_rate), (BreakerState::Closed, BreakerState::Open, Some(50.0)));
+        assert_eq!(
+            (ch.from, ch.to, ch.failure_rate),
+            (BreakerState::Closed, BreakerState::Open, Some(50.0))
+        );
         assert_eq!(c.deadline(), Some(Timestamp::from_millis(1000)));
         assert!(c.on_timer(Timestamp::from_millis(999), &s).is_none());
         let ch = c.on_timer(Timestamp::from_millis(1000), &s).unwrap();
-        assert_eq!((ch.to, ch.permitted_calls), (BreakerState::HalfOpen, Some(2)));
+        assert_eq!(
+            (ch.to, ch.permitted_calls),
+            (BreakerState::HalfOpen, Some(2))
+        );
         let t = Timestamp::from_millis(1000);
         assert!(c.record(one(false), t, 0, t, &s).1.is_none());
         let ch = c.record(one(false), t, 0, t, &s).1.unwrap();
-        assert_eq!((ch.from, ch.to), (BreakerState::HalfOpen, BreakerState::Closed));
+        assert_eq!(
+            (ch.from, ch.to),
+            (BreakerState::HalfOpen, BreakerState::Closed)
+        );
     }
 
     #[test]
     fn probe_budget_scales_a_large_window_rounding_failures_up() {
-        assert_eq!(scale_up(Tally { calls: 50, failed: 1, slow: 0 }, 10), Tally { calls: 10, failed: 1, slow: 0 });
-        assert_eq!(scale_up(Tally { calls: 50, failed: 0, slow: 0 }, 10).failed, 0);
+        assert_eq!(
+            scale_up(
+                Tally {
+                    calls: 50,
+                    failed: 1,
+                    slow: 0
+                },
+                10
+            ),
+            Tally {
+                calls: 10,
+                failed: 1,
+                slow: 0
+            }
+        );
+        assert_eq!(
+            scale_up(
+                Tally {
+                    calls: 50,
+                    failed: 0,
+                    slow: 0
+                },
+                10
+            )
+            .failed,
+            0
+        );
     }
 }

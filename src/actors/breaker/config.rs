@@ -81,7 +81,9 @@ impl StatusSet {
             match e {
                 StatusEntry::Code(c) if (0..=999).contains(c) => set.codes.push(*c as u16),
                 StatusEntry::Class(s)
-                    if s.len() == 3 && s.as_bytes()[0].is_ascii_digit() && s[1..].eq_ignore_ascii_case("xx") =>
+                    if s.len() == 3
+                        && s.as_bytes()[0].is_ascii_digit()
+                        && s[1..].eq_ignore_ascii_case("xx") =>
                 {
                     set.classes.push(u16::from(s.as_bytes()[0] - b'0'))
                 }
@@ -271,18 +273,42 @@ impl BreakerConfig {
             .map(|(name, table)| {
                 let path = format!("breaker.service.{name}");
                 if !is_valid_token(name) {
-                    problems.add(&path, format!("service name {name:?} is not a valid NATS subject token"));
+                    problems.add(
+                        &path,
+                        format!("service name {name:?} is not a valid NATS subject token"),
+                    );
                 }
-                (name.clone(), resolve(&raw.default, Some((table, path.as_str())), "breaker.default", problems))
+                (
+                    name.clone(),
+                    resolve(
+                        &raw.default,
+                        Some((table, path.as_str())),
+                        "breaker.default",
+                        problems,
+                    ),
+                )
             })
             .collect();
         let sys = &raw.system;
         let system = SystemSettings {
-            open_services_threshold: percent(sys.open_services_threshold, 50.0, "breaker.system.open_services_threshold", problems),
-            minimum_services: positive(sys.minimum_services, 3, "breaker.system.minimum_services", problems),
+            open_services_threshold: percent(
+                sys.open_services_threshold,
+                50.0,
+                "breaker.system.open_services_threshold",
+                problems,
+            ),
+            minimum_services: positive(
+                sys.minimum_services,
+                3,
+                "breaker.system.minimum_services",
+                problems,
+            ),
         };
         Self {
-            scopes: raw.scopes.clone().unwrap_or_else(|| vec![Scope::Service, Scope::System]),
+            scopes: raw
+                .scopes
+                .clone()
+                .unwrap_or_else(|| vec![Scope::Service, Scope::System]),
             default,
             services,
             system,
@@ -325,12 +351,20 @@ fn non_negative(v: Option<i64>, default: u64, path: &str, problems: &mut Problem
 
 /// Picks each key from the service table if set there, else from the default
 /// table, else the built-in; problems are reported at the table that set the key.
-fn resolve(default: &RawSettings, over: Option<(&RawSettings, &str)>, default_path: &str, problems: &mut Problems) -> Settings {
+fn resolve(
+    default: &RawSettings,
+    over: Option<(&RawSettings, &str)>,
+    default_path: &str,
+    problems: &mut Problems,
+) -> Settings {
     macro_rules! pick {
         ($key:ident) => {{
             match over.and_then(|(t, p)| t.$key.clone().map(|v| (v, p))) {
                 Some((v, p)) => (Some(v), format!("{p}.{}", stringify!($key))),
-                None => (default.$key.clone(), format!("{default_path}.{}", stringify!($key))),
+                None => (
+                    default.$key.clone(),
+                    format!("{default_path}.{}", stringify!($key)),
+                ),
             }
         }};
     }
@@ -340,7 +374,10 @@ fn resolve(default: &RawSettings, over: Option<(&RawSettings, &str)>, default_pa
     let (v, p) = pick!(sliding_window_size);
     let window_size = positive(v, 100, &p, problems);
     let window_size = if window_size > 1_000_000 {
-        problems.add(&p, format!("{window_size} is larger than the 1000000 supported"));
+        problems.add(
+            &p,
+            format!("{window_size} is larger than the 1000000 supported"),
+        );
         100
     } else {
         window_size as u32
@@ -360,14 +397,20 @@ fn resolve(default: &RawSettings, over: Option<(&RawSettings, &str)>, default_pa
         None => 1.0,
         Some(x) if x.is_finite() && x >= 1.0 => x,
         Some(x) => {
-            problems.add(&p, format!("{x} must be a number >= 1.0 (1.0 = no backoff)"));
+            problems.add(
+                &p,
+                format!("{x} must be a number >= 1.0 (1.0 = no backoff)"),
+            );
             1.0
         }
     };
     let (v, p) = pick!(max_wait_duration_in_open_state_ms);
     let max_wait_open_ms = positive(v, 600_000.max(wait_open_ms as i64) as u64, &p, problems);
     if max_wait_open_ms < wait_open_ms {
-        problems.add(&p, format!("{max_wait_open_ms} is below wait_duration_in_open_state_ms ({wait_open_ms})"));
+        problems.add(
+            &p,
+            format!("{max_wait_open_ms} is below wait_duration_in_open_state_ms ({wait_open_ms})"),
+        );
     }
     let (v, p) = pick!(permitted_number_of_calls_in_half_open_state);
     let permitted = positive(v, 10, &p, problems);
@@ -384,10 +427,15 @@ fn resolve(default: &RawSettings, over: Option<(&RawSettings, &str)>, default_pa
     let (v, p) = pick!(failure_statuses);
     let failure_statuses = match v {
         Some(list) => StatusSet::parse(&list, &p, problems),
-        None => StatusSet { codes: vec![0], classes: vec![5] },
+        None => StatusSet {
+            codes: vec![0],
+            classes: vec![5],
+        },
     };
     let (v, p) = pick!(ignore_statuses);
-    let ignore_statuses = v.map(|l| StatusSet::parse(&l, &p, problems)).unwrap_or_default();
+    let ignore_statuses = v
+        .map(|l| StatusSet::parse(&l, &p, problems))
+        .unwrap_or_default();
     let (v, p) = pick!(adaptive);
     let adaptive = v.map(|a| adaptive(&a, &p, problems));
     Settings {
@@ -415,14 +463,20 @@ fn adaptive(a: &RawAdaptive, path: &str, problems: &mut Problems) -> Adaptive {
         None => 3.0,
         Some(k) if k.is_finite() && k >= 0.0 => k,
         Some(k) => {
-            problems.add(format!("{path}.k"), format!("{k} must be a finite number >= 0"));
+            problems.add(
+                format!("{path}.k"),
+                format!("{k} must be a finite number >= 0"),
+            );
             3.0
         }
     };
     let floor = percent(a.floor, 1.0, &format!("{path}.floor"), problems);
     let ceiling = percent(a.ceiling, 100.0, &format!("{path}.ceiling"), problems);
     if ceiling < floor {
-        problems.add(format!("{path}.ceiling"), format!("{ceiling} is below floor ({floor})"));
+        problems.add(
+            format!("{path}.ceiling"),
+            format!("{ceiling} is below floor ({floor})"),
+        );
     }
     let alpha = match a.alpha {
         None => 0.05,
@@ -432,8 +486,19 @@ fn adaptive(a: &RawAdaptive, path: &str, problems: &mut Problems) -> Adaptive {
             0.05
         }
     };
-    let warmup_samples = positive(a.warmup_samples.map(|w| w as i64), 10, &format!("{path}.warmup_samples"), problems);
-    Adaptive { k, floor, ceiling, alpha, warmup_samples }
+    let warmup_samples = positive(
+        a.warmup_samples.map(|w| w as i64),
+        10,
+        &format!("{path}.warmup_samples"),
+        problems,
+    );
+    Adaptive {
+        k,
+        floor,
+        ceiling,
+        alpha,
+        warmup_samples,
+    }
 }
 
 #[cfg(test)]
@@ -444,9 +509,18 @@ mod tests {
     fn defaults_mirror_resilience4j() {
         let c = Config::defaults().breaker;
         let s = &c.default;
-        assert_eq!((s.window_size, s.minimum_calls, s.permitted_half_open), (100, 100, 10));
-        assert_eq!((s.failure_rate_threshold, s.slow_call_rate_threshold), (50.0, 100.0));
-        assert_eq!((s.wait_open_ms, s.slow_call_duration_ms), (60_000, 60_000.0));
+        assert_eq!(
+            (s.window_size, s.minimum_calls, s.permitted_half_open),
+            (100, 100, 10)
+        );
+        assert_eq!(
+            (s.failure_rate_threshold, s.slow_call_rate_threshold),
+            (50.0, 100.0)
+        );
+        assert_eq!(
+            (s.wait_open_ms, s.slow_call_duration_ms),
+            (60_000, 60_000.0)
+        );
         assert!(s.failure_statuses.contains(0) && s.failure_statuses.contains(503));
         assert!(!s.failure_statuses.contains(404));
     }
@@ -487,6 +561,9 @@ wait_duration_in_open_state_ms = 0
     fn backoff_grows_and_caps() {
         let text = "[breaker.default]\nwait_duration_in_open_state_ms = 1000\nwait_duration_multiplier = 2.0\nmax_wait_duration_in_open_state_ms = 5000\n";
         let s = Config::from_toml(text, "t").unwrap().breaker.default;
-        assert_eq!([0, 1, 2, 3, 9].map(|r| s.open_wait_ms(r)), [1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(
+            [0, 1, 2, 3, 9].map(|r| s.open_wait_ms(r)),
+            [1000, 2000, 4000, 5000, 5000]
+        );
     }
 }

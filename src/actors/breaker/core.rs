@@ -28,6 +28,9 @@ pub const NAME: &str = "breaker";
 
 type Deadline = (Timestamp, Scope, String, String);
 
+/// Caller and instance of an observation, when known.
+type Origin<'a> = (Option<&'a str>, Option<&'a str>);
+
 /// Everything the breaker agent remembers; what a snapshot holds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BreakerMemory {
@@ -51,7 +54,10 @@ pub struct BreakerAgent {
 impl BreakerAgent {
     /// A breaker agent with no circuits yet.
     pub fn new(config: Arc<BreakerConfig>) -> Self {
-        Self { config, state: BreakerMemory::default() }
+        Self {
+            config,
+            state: BreakerMemory::default(),
+        }
     }
 
     /// Records too old for their time window so far.
@@ -64,14 +70,28 @@ impl BreakerAgent {
         let st = &self.state;
         match scope {
             Scope::Service => st.services.get(service).map(Circuit::state),
-            Scope::Edge => st.edges.get(service).and_then(|m| m.get(sub)).map(Circuit::state),
-            Scope::Instance => st.instances.get(service).and_then(|m| m.get(sub)).map(Circuit::state),
+            Scope::Edge => st
+                .edges
+                .get(service)
+                .and_then(|m| m.get(sub))
+                .map(Circuit::state),
+            Scope::Instance => st
+                .instances
+                .get(service)
+                .and_then(|m| m.get(sub))
+                .map(Circuit::state),
             Scope::System => None,
         }
     }
 }
 
-fn circuit<'a>(st: &'a mut BreakerMemory, scope: Scope, service: &str, sub: &str, s: &Settings) -> &'a mut Circuit {
+fn circuit<'a>(
+    st: &'a mut BreakerMemory,
+    scope: Scope,
+    service: &str,
+    sub: &str,
+    s: &Settings,
+) -> &'a mut Circuit {
     let nested = |m: &'a mut BTreeMap<String, BTreeMap<String, Circuit>>| {
         if !m.contains_key(service) {
             m.insert(service.to_owned(), BTreeMap::new());
@@ -121,14 +141,24 @@ impl BreakerAgent {
         let after = c.deadline();
         if before != after {
             if let Some(d) = before {
-                self.state.deadlines.remove(&(d, scope, service.to_owned(), sub.to_owned()));
+                self.state
+                    .deadlines
+                    .remove(&(d, scope, service.to_owned(), sub.to_owned()));
             }
             if let Some(d) = after {
-                self.state.deadlines.insert((d, scope, service.to_owned(), sub.to_owned()));
+                self.state
+                    .deadlines
+                    .insert((d, scope, service.to_owned(), sub.to_owned()));
             }
         }
         if let Some(ch) = change {
-            out.push(proposal(scope, service, &target(scope, service, sub), &ch, s));
+            out.push(proposal(
+                scope,
+                service,
+                &target(scope, service, sub),
+                &ch,
+                s,
+            ));
         }
     }
 
@@ -143,7 +173,15 @@ impl BreakerAgent {
         }
     }
 
-    fn outcomes(&mut self, subject: &str, caller: Option<&str>, instance: Option<&str>, o: Tally, at: Timestamp, interval_ms: u64, out: &mut Vec<Proposal>) {
+    fn outcomes(
+        &mut self,
+        record: &Event,
+        (caller, instance): Origin<'_>,
+        o: Tally,
+        interval_ms: u64,
+        out: &mut Vec<Proposal>,
+    ) {
+        let (subject, at) = (record.subject.as_str(), record.time);
         let now = self.state.clock.unwrap_or(at);
         let scopes = [
             (Scope::Service, Some("")),
@@ -176,6 +214,11 @@ impl BreakerAgent {
             (None, None) => String::new(),
         };
         let scope = cmd.scope.unwrap_or(Scope::Service);
+        if !self.config.has_scope(scope) {
+            // No breakers are kept in this scope: a decision would make
+            // enforcers honour a breaker that does not exist.
+            return;
+        }
         let target = cmd.target.as_deref();
         let (service, sub) = match scope {
             Scope::Service => (target.unwrap_or(subject), ""),
@@ -196,7 +239,9 @@ impl BreakerAgent {
             }
         };
         let (service, sub) = (service.to_owned(), sub.to_owned());
-        self.with_circuit(scope, &service, &sub, out, |c, s| c.command(cmd.action, now, s, note));
+        self.with_circuit(scope, &service, &sub, out, |c, s| {
+            c.command(cmd.action, now, s, note)
+        });
     }
 
     fn know(&mut self, service: &str, out: &mut Vec<Proposal>) {
@@ -221,13 +266,25 @@ impl Agent for BreakerAgent {
             Data::Request(r) => {
                 let s = self.config.settings(&record.subject);
                 if let Some(o) = classify::request(r, s) {
-                    self.outcomes(&record.subject, r.caller.as_deref(), r.instance.as_deref(), o, record.time, 0, out);
+                    self.outcomes(
+                        record,
+                        (r.caller.as_deref(), r.instance.as_deref()),
+                        o,
+                        0,
+                        out,
+                    );
                 }
                 self.know(&record.subject, out);
             }
             Data::Window(w) => {
                 let o = classify::window(w);
-                self.outcomes(&record.subject, w.caller.as_deref(), w.instance.as_deref(), o, record.time, w.interval_ms, out);
+                self.outcomes(
+                    record,
+                    (w.caller.as_deref(), w.instance.as_deref()),
+                    o,
+                    w.interval_ms,
+                    out,
+                );
                 self.know(&record.subject, out);
             }
             Data::Topology(_) => self.know(&record.subject, out),
@@ -250,28 +307,46 @@ impl Agent for BreakerAgent {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.state = rmp_serde::from_slice(bytes).map_err(|e| format!("breaker state does not decode: {e}"))?;
+        self.state = rmp_serde::from_slice(bytes)
+            .map_err(|e| format!("breaker state does not decode: {e}"))?;
         Ok(())
     }
 }
 
 fn system_proposal(ch: &Change) -> Proposal {
     let reason = match ch.trigger {
-        BreakerTrigger::Command => format!("system breaker {} by command {}", ch.to.as_str(), ch.note).trim_end().to_owned(),
+        BreakerTrigger::Command => {
+            format!("system breaker {} by command {}", ch.to.as_str(), ch.note)
+                .trim_end()
+                .to_owned()
+        }
         _ if ch.to == BreakerState::Open => format!(
             "{} of {} services tripped ({}%) >= threshold {}%: {}",
-            ch.tally.failed, ch.tally.calls, pct(ch.failure_rate.unwrap_or(0.0)), pct(ch.threshold), ch.note
+            ch.tally.failed,
+            ch.tally.calls,
+            pct(ch.failure_rate.unwrap_or(0.0)),
+            pct(ch.threshold),
+            ch.note
         ),
         _ => format!(
             "{} of {} services tripped ({}%), below threshold {}%",
-            ch.tally.failed, ch.tally.calls, pct(ch.failure_rate.unwrap_or(0.0)), pct(ch.threshold)
+            ch.tally.failed,
+            ch.tally.calls,
+            pct(ch.failure_rate.unwrap_or(0.0)),
+            pct(ch.threshold)
         ),
     };
-    Proposal::new(SYSTEM_SUBJECT, Data::Breaker(decision(Scope::System, SYSTEM_SUBJECT, ch, reason)))
+    Proposal::new(
+        SYSTEM_SUBJECT,
+        Data::Breaker(decision(Scope::System, SYSTEM_SUBJECT, ch, reason)),
+    )
 }
 
 fn proposal(scope: Scope, service: &str, target: &str, ch: &Change, s: &Settings) -> Proposal {
-    Proposal::new(service, Data::Breaker(decision(scope, target, ch, reason(ch, s))))
+    Proposal::new(
+        service,
+        Data::Breaker(decision(scope, target, ch, reason(ch, s))),
+    )
 }
 
 fn decision(scope: Scope, target: &str, ch: &Change, reason: String) -> BreakerDecision {
@@ -333,7 +408,9 @@ fn reason(ch: &Change, s: &Settings) -> String {
         BreakerTrigger::OpenServices => String::new(),
     };
     match (ch.from, ch.to) {
-        (BreakerState::MetricsOnly, BreakerState::MetricsOnly) => format!("metrics only, not tripping: {cause}"),
+        (BreakerState::MetricsOnly, BreakerState::MetricsOnly) => {
+            format!("metrics only, not tripping: {cause}")
+        }
         (_, BreakerState::Open) => match ch.open_until {
             Some(until) => format!("{cause}; open until {until}"),
             None => cause,

@@ -29,7 +29,11 @@ pub struct SystemView {
 
 impl Default for SystemView {
     fn default() -> Self {
-        Self { state: BreakerState::Closed, known: BTreeSet::new(), tripped: BTreeSet::new() }
+        Self {
+            state: BreakerState::Closed,
+            known: BTreeSet::new(),
+            tripped: BTreeSet::new(),
+        }
     }
 }
 
@@ -65,12 +69,23 @@ impl SystemView {
         }
     }
 
-    fn change(&self, from: BreakerState, to: BreakerState, trigger: BreakerTrigger, s: &SystemSettings, note: String) -> Change {
+    fn change(
+        &self,
+        from: BreakerState,
+        to: BreakerState,
+        trigger: BreakerTrigger,
+        s: &SystemSettings,
+        note: String,
+    ) -> Change {
         Change {
             from,
             to,
             trigger,
-            tally: Tally { calls: self.known.len() as u64, failed: self.tripped.len() as u64, slow: 0 },
+            tally: Tally {
+                calls: self.known.len() as u64,
+                failed: self.tripped.len() as u64,
+                slow: 0,
+            },
             failure_rate: Some(self.share()),
             slow_call_rate: None,
             threshold: s.open_services_threshold,
@@ -95,7 +110,12 @@ impl SystemView {
     }
 
     /// An operator command with scope `system`.
-    pub fn command(&mut self, action: CommandAction, s: &SystemSettings, note: String) -> Option<Change> {
+    pub fn command(
+        &mut self,
+        action: CommandAction,
+        s: &SystemSettings,
+        note: String,
+    ) -> Option<Change> {
         let to = match action {
             CommandAction::ForceOpen => BreakerState::ForcedOpen,
             CommandAction::ForceClose | CommandAction::Reset => BreakerState::Closed,

@@ -47,10 +47,21 @@ impl Tally {
     /// This tally scaled to `calls` calls, proportions kept, rounded half up.
     pub fn scaled_to(self, calls: u64) -> Tally {
         if self.calls == 0 || calls >= self.calls {
-            return if calls >= self.calls { self } else { Tally::default() };
+            return if calls >= self.calls {
+                self
+            } else {
+                Tally::default()
+            };
         }
-        let part = |x: u64| ((u128::from(x) * u128::from(calls) * 2 + u128::from(self.calls)) / (2 * u128::from(self.calls))) as u64;
-        Tally { calls, failed: part(self.failed).min(calls), slow: part(self.slow).min(calls) }
+        let part = |x: u64| {
+            ((u128::from(x) * u128::from(calls) * 2 + u128::from(self.calls))
+                / (2 * u128::from(self.calls))) as u64
+        };
+        Tally {
+            calls,
+            failed: part(self.failed).min(calls),
+            slow: part(self.slow).min(calls),
+        }
     }
 
     /// Failure rate in percent.
@@ -75,7 +86,11 @@ pub struct CountWindow {
 impl CountWindow {
     /// An empty window of `size` outcomes.
     pub fn new(size: u64) -> Self {
-        Self { size, entries: VecDeque::new(), total: Tally::default() }
+        Self {
+            size,
+            entries: VecDeque::new(),
+            total: Tally::default(),
+        }
     }
 
     /// Records outcomes, evicting the oldest beyond `size`.
@@ -83,19 +98,30 @@ impl CountWindow {
         if o.calls == 0 {
             return;
         }
-        let o = if o.calls > self.size { o.scaled_to(self.size) } else { o };
+        let o = if o.calls > self.size {
+            o.scaled_to(self.size)
+        } else {
+            o
+        };
         self.entries.push_back(o);
         self.total.add(o);
         while self.total.calls > self.size {
             let excess = self.total.calls - self.size;
-            let front = self.entries.front_mut().expect("total > 0 implies an entry");
+            let front = self
+                .entries
+                .front_mut()
+                .expect("total > 0 implies an entry");
             if front.calls <= excess {
                 let gone = *front;
                 self.entries.pop_front();
                 self.total.sub(gone);
             } else {
                 let kept = front.scaled_to(front.calls - excess);
-                let gone = Tally { calls: excess, failed: front.failed - kept.failed, slow: front.slow - kept.slow };
+                let gone = Tally {
+                    calls: excess,
+                    failed: front.failed - kept.failed,
+                    slow: front.slow - kept.slow,
+                };
                 *front = kept;
                 self.total.sub(gone);
             }
@@ -125,7 +151,11 @@ pub struct TimeWindow {
 impl TimeWindow {
     /// An empty window of `size` seconds.
     pub fn new(size: u32) -> Self {
-        Self { size: i64::from(size), buckets: VecDeque::new(), total: Tally::default() }
+        Self {
+            size: i64::from(size),
+            buckets: VecDeque::new(),
+            total: Tally::default(),
+        }
     }
 
     /// Oldest bucket still inside the window when the clock reads `now`.
@@ -161,7 +191,13 @@ impl TimeWindow {
     /// ends). The share that falls before the window is dropped, as it would
     /// have expired. Returns false, recording nothing, when the whole interval
     /// is older than the window at `now`: a late record.
-    pub fn add_spread(&mut self, o: Tally, end: Timestamp, interval_ms: u64, now: Timestamp) -> bool {
+    pub fn add_spread(
+        &mut self,
+        o: Tally,
+        end: Timestamp,
+        interval_ms: u64,
+        now: Timestamp,
+    ) -> bool {
         self.expire(now);
         let oldest = self.oldest(now);
         let end_ns = end.nanos();
@@ -185,7 +221,11 @@ impl TimeWindow {
         let first = start_ns.div_euclid(NANOS_PER_SEC) + 1;
         let from = first.max(oldest);
         // The part before the window counts towards the cumulative shares only.
-        let mut covered = (from.saturating_sub(1).saturating_mul(NANOS_PER_SEC).clamp(start_ns, end_ns) - start_ns) as u128;
+        let mut covered = (from
+            .saturating_sub(1)
+            .saturating_mul(NANOS_PER_SEC)
+            .clamp(start_ns, end_ns)
+            - start_ns) as u128;
         let mut given = upto(covered);
         for k in from..=last {
             let lo = ((k - 1) * NANOS_PER_SEC).max(start_ns);
@@ -220,7 +260,11 @@ mod tests {
     use super::*;
 
     fn t(calls: u64, failed: u64, slow: u64) -> Tally {
-        Tally { calls, failed, slow }
+        Tally {
+            calls,
+            failed,
+            slow,
+        }
     }
 
     #[test]
@@ -250,7 +294,10 @@ mod tests {
         assert!(w.add_spread(t(1, 0, 0), s(12), 0, s(12)));
         assert_eq!(w.tally(s(12)), t(2, 1, 0));
         assert_eq!(w.tally(s(13)), t(1, 0, 0));
-        assert!(!w.add_spread(t(1, 1, 0), s(9), 0, s(13)), "older than the window is late");
+        assert!(
+            !w.add_spread(t(1, 1, 0), s(9), 0, s(13)),
+            "older than the window is late"
+        );
     }
 
     #[test]
