@@ -61,11 +61,6 @@ impl Engine {
         self.next_seq
     }
 
-    /// Positions the engine after `last` (an existing log it has already applied).
-    pub fn set_next_seq(&mut self, next: Seq) {
-        self.next_seq = next;
-    }
-
     /// The earliest deadline of any agent.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.agents.iter().filter_map(|a| a.next_deadline()).min()

@@ -20,15 +20,6 @@ use crate::engine::{Agent, Engine};
 use crate::events::{decode_input, Codec, Event, Rejection};
 use crate::log::{EventLog, LogError};
 
-/// Input encodings `process` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputFormat {
-    /// One JSON event per line.
-    JsonLines,
-    /// Concatenated msgpack events.
-    MsgPack,
-}
-
 /// Counts reported at the end of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
