@@ -39,7 +39,7 @@ impl SledLog {
             path: path.display().to_string(),
             source,
         };
-        let db = sled::Config::new().path(dir).open().map_err(err)?;
+        let db = open_db(dir).map_err(err)?;
         let log = db.open_tree("log").map_err(err)?;
         let snapshots = db.open_tree("snapshots").map_err(err)?;
         let last = match log.last().map_err(err)? {
@@ -60,6 +60,27 @@ impl SledLog {
         LogError::Storage {
             path: self.path.display().to_string(),
             source,
+        }
+    }
+}
+
+/// Opens the database, waiting (up to about two seconds) for the directory lock
+/// when an earlier handle in this process is still shutting down: sled's
+/// background flusher releases the file lock a moment after the last handle is
+/// dropped, so a restart in the same process (a supervisor reopening the log)
+/// would otherwise fail spuriously. A lock held by another process is reported
+/// once the wait runs out.
+fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let mut attempts = 0;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
         }
     }
 }
