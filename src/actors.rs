@@ -5,3 +5,4 @@
 //! (the ractor actor that feeds the core and publishes what it returns).
 
 pub mod breaker;
+pub mod predictor;
