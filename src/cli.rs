@@ -51,6 +51,18 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Score the detector ensemble on the labelled synthetic corpus.
+    EvalDetect {
+        /// Corpus seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Policy file (TOML) whose `[predictor]` section to evaluate.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write `detect-eval.md` and `detect-eval.json` into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the JSON Schema of every event type, or write them to a directory.
     Schema {
         /// Write one file per type into this directory instead of printing.
@@ -78,6 +90,9 @@ pub fn run(cli: Cli) -> Result<()> {
             &output,
             data.as_deref(),
         ),
+        Command::EvalDetect { seed, config, out } => {
+            eval_detect_cmd(seed, config.as_deref(), out.as_deref())
+        }
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
     }
 }
@@ -160,6 +175,26 @@ fn process_cmd(
         "faultline process: read {}, accepted {}, rejected {}, decisions {}, ticks {}",
         s.read, s.accepted, s.rejected, s.decisions, s.ticks
     );
+    Ok(())
+}
+
+fn eval_detect_cmd(seed: u64, config: Option<&Path>, out: Option<&Path>) -> Result<()> {
+    let _config = load_config(config)?;
+    let report = crate::detect::eval::evaluate(
+        seed,
+        &crate::actors::predictor::ensemble::DetectorConfig::default(),
+        &crate::actors::predictor::alarm::Hysteresis::default(),
+    );
+    let md = report.markdown();
+    print!("{md}");
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("detect-eval.md");
+        std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+        let path = dir.join("detect-eval.json");
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 pub mod actors;
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod engine;
 pub mod events;
 pub mod log;

@@ -6,6 +6,7 @@
 //! * Detectors, each O(1) per point: [`level`], [`seasonal`],
 //!   [`changepoint`], [`shift`]; merged by [`combine`] in [`ensemble`].
 
+pub mod alarm;
 pub mod changepoint;
 pub mod combine;
 pub mod ensemble;

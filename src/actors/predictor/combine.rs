@@ -34,7 +34,7 @@ pub const NAMES: [&str; 4] = ["level", "seasonal", "changepoint", "shift"];
 /// Fixed vote weights, in [`NAMES`] order: the point detectors (level and
 /// seasonal) and the sustained-change detectors (changepoint and shift) get
 /// half the say each; within each pair the one with the sharper model leads.
-pub const WEIGHTS: [f64; 4] = [0.30, 0.20, 0.30, 0.20];
+pub const WEIGHTS: [f64; 4] = [0.40, 0.15, 0.30, 0.15];
 
 /// Surprises averaged for persistence.
 pub const PERSIST: usize = 4;

@@ -10,9 +10,9 @@
 //! 2. [`level`](super::level) judges the deseasonalised point against the
 //!    robust local forecast;
 //! 3. [`changepoint`](super::changepoint) accumulates sustained deviation from
-//!    a slow flat reference (it waits one full season first when a season is
-//!    configured: until a daily rise has been seen once, it cannot be told
-//!    from a ramp);
+//!    a slow flat reference (until seasonality is settled, about 1.5
+//!    periods, only while the series is flat: before a daily rise has been
+//!    seen once, it cannot be told from a ramp);
 //! 4. [`shift`](super::shift) compares the recent residual distribution with
 //!    the reference one;
 //! 5. [`combine`](super::combine) merges the votes and applies the
@@ -30,6 +30,11 @@ use super::seasonal::Seasonal;
 use super::shift::Shift;
 use super::tail::{self, surprise, Direction};
 
+/// Largest spread around the flat reference, in units of point-to-point
+/// noise, at which the changepoint detector is armed before seasonality is
+/// settled.
+const WANDER_LIMIT: f64 = 2.0;
+
 /// Ensemble settings shared by all series (`[predictor.detector]`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectorConfig {
@@ -46,7 +51,7 @@ impl Default for DetectorConfig {
         Self {
             season_period_ns: 86_400 * 1_000_000_000,
             season_bins: 144,
-            warmup_points: 30,
+            warmup_points: 200,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Assessment {
     pub expected: f64,
     /// The point.
     pub observed: f64,
+    /// The point's distance from the expectation in units of noise (σ).
+    pub z: f64,
 }
 
 impl Assessment {
@@ -148,25 +155,37 @@ impl Ensemble {
             .seasonal
             .update(t, x, config.season_period_ns, floor, dir);
         if seasonal.activated {
-            self.level = Level::default();
+            self.level.restart();
             self.cusum.reset();
             self.shift.reset();
         }
         let y = x - seasonal.offset;
         let level_warm = self.level.warm();
         let level = self.level.update(y, floor, dir);
-        let cusum_p = self.cusum.update(y, floor, dir);
+        // Until the seasonal question is settled, a daily rise cannot be told
+        // from a ramp. The changepoint detector is armed before that only
+        // once a quarter of a period has been seen and while the series stays
+        // flat (its spread around the slow reference within twice its
+        // point-to-point noise): a series that wanders, seasonally or
+        // otherwise, waits for the verdict.
+        let settled = config.season_period_ns <= 0
+            || self.seasonal.disabled()
+            || self.seasonal.settled(config.season_period_ns);
+        let flat = level_warm
+            && 4 * (t - first) >= config.season_period_ns
+            && self.cusum.flat_sigma() <= WANDER_LIMIT * self.level.scale().max(floor);
+        let armed = settled || flat;
+        let cusum_p = self.cusum.update(y, floor, dir, armed);
         let shift_p = if level_warm {
-            self.shift.update(level.z, dir)
+            self.shift.update(level.residual, floor, dir)
         } else {
             1.0
         };
-        let season_seen = config.season_period_ns <= 0 || t - first >= config.season_period_ns;
 
         let votes = [
             level_warm.then_some(level.p),
             self.seasonal.active().then_some(seasonal.p),
-            (season_seen && self.cusum.warm()).then_some(cusum_p),
+            (armed && self.cusum.warm()).then_some(cusum_p),
             self.shift.warm().then_some(shift_p),
         ];
         let evidence = self.likelihood.update(surprise(harmonic_mean_p(&votes)));
@@ -182,6 +201,7 @@ impl Ensemble {
             detectors,
             expected: level.expected + seasonal.offset,
             observed: x,
+            z: level.z,
         }
     }
 }

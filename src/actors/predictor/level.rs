@@ -6,12 +6,14 @@
 //! (a daily ramp-up the seasonal profile has not learned yet) from looking
 //! anomalous, while a spike or an abrupt shift leaves a large residual.
 //! Huber-clipped updates keep one outlier from dragging the baseline, and the
-//! clipped residual scale makes σ robust the way the MAD is.
+//! clipped residual scale makes σ robust the way the MAD is. The tail
+//! probability comes from a [`TailModel`] that learns how heavy this
+//! series' tails are.
 
 use serde::{Deserialize, Serialize};
 
 use super::holt::{Holt, HoltParams};
-use super::tail::{normal_p, Direction};
+use super::tail::{Direction, TailModel};
 
 /// Smoothing for the level detector: quick enough to follow a diurnal curve
 /// sampled every 5 minutes, slow enough that a shift stays visible for a few
@@ -20,7 +22,7 @@ pub const PARAMS: HoltParams = HoltParams {
     alpha: 0.2,
     beta: 0.1,
     phi: 0.95,
-    gamma: 0.03,
+    gamma: 0.01,
     clip: 3.0,
 };
 
@@ -31,6 +33,7 @@ pub const WARMUP: u32 = 10;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Level {
     holt: Holt,
+    tail: TailModel,
 }
 
 /// One point's verdict.
@@ -40,6 +43,8 @@ pub struct LevelVerdict {
     pub expected: f64,
     /// Standardised residual (0 while warming up).
     pub z: f64,
+    /// Unstandardised one-step residual.
+    pub residual: f64,
     /// Tail probability (1 while warming up).
     pub p: f64,
 }
@@ -60,6 +65,12 @@ impl Level {
         self.holt.level()
     }
 
+    /// Forgets the baseline (the series changed meaning) but keeps what it
+    /// learned about the noise's tails.
+    pub fn restart(&mut self) {
+        self.holt = Holt::default();
+    }
+
     /// Judges `x`, then learns from it.
     pub fn update(&mut self, x: f64, floor: f64, direction: Direction) -> LevelVerdict {
         let warm = self.warm();
@@ -68,14 +79,18 @@ impl Level {
             return LevelVerdict {
                 expected: step.predicted,
                 z: 0.0,
+                residual: step.residual,
                 p: 1.0,
             };
         }
         let z = step.residual / step.scale;
+        let p = self.tail.p(z, direction);
+        self.tail.learn(z, direction);
         LevelVerdict {
             expected: step.predicted,
             z,
-            p: normal_p(z, direction),
+            residual: step.residual,
+            p,
         }
     }
 }

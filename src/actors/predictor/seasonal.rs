@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::holt::MAD_TO_SIGMA;
-use super::tail::{normal_p, Direction};
+use super::tail::{Direction, TailModel};
 
 /// Weight of the newest cycle in a bin's statistics.
 const CYCLE_GAIN: f64 = 0.25;
@@ -49,6 +49,7 @@ pub struct Seasonal {
     resid_var: f64,
     compared: u32,
     active: bool,
+    tail: TailModel,
 }
 
 /// One point's verdict.
@@ -69,6 +70,19 @@ impl Seasonal {
             bins: vec![Bin::default(); bins as usize],
             ..Self::default()
         }
+    }
+
+    /// Whether enough of a period has been compared to decide on seasonality
+    /// (whichever way it went).
+    pub fn settled(&self, period_ns: i64) -> bool {
+        let per_period = period_ns as f64 / self.spacing_ns.max(1.0);
+        self.active
+            || (self.compared >= MIN_COMPARED && f64::from(self.compared) >= per_period / 2.0)
+    }
+
+    /// Whether the profile has no bins (the detector is off).
+    pub fn disabled(&self) -> bool {
+        self.bins.is_empty()
     }
 
     /// Whether seasonality has been declared.
@@ -136,9 +150,11 @@ impl Seasonal {
                 verdict.offset = bin.mean - self.mean_sum / f64::from(self.filled.max(1));
                 if bin.n >= 2 {
                     let sigma = (bin.dev * MAD_TO_SIGMA)
-                        .max(0.5 * self.resid_var.sqrt())
+                        .max(self.resid_var.sqrt())
                         .max(floor);
-                    verdict.p = normal_p(residual / sigma, direction);
+                    let z = residual / sigma;
+                    verdict.p = self.tail.p(z, direction);
+                    self.tail.learn(z, direction);
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! Detector 4, `shift`: has the *distribution* of residuals changed?
 //!
-//! Standardised residuals from the level detector are binned at
+//! One-step residuals from the level detector are standardised by a *slow*
+//! scale of their own (mean absolute deviation with gain 1/200), so that a
+//! variance that triples is still visible after the level detector's quicker
+//! scale has adapted to it, and binned at
 //! −3, −2, −1, 0, 1, 2, 3 σ (8 bins). The last [`RECENT`] bins sit in a ring;
 //! a point leaving the ring enters the reference histogram (exponentially
 //! forgetting, about [`REFERENCE`] points), so the reference is always the
@@ -9,12 +12,14 @@
 //! reference, times the count) is χ² with 7 degrees of freedom when nothing
 //! changed; its tail probability (statrs) is the vote. It sees what the mean
 //! detectors cannot: a variance that triples while the mean stays put, or a
-//! residual distribution that turns lopsided. For one-sided signals only a
-//! recent window with more mass above 2σ than the reference counts.
+//! residual distribution that turns lopsided. Only a recent window with
+//! more mass beyond 2σ than the reference counts (above 2σ for a signal
+//! where only increases matter): a series that turns calmer is not news.
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
+use super::holt::MAD_TO_SIGMA;
 use super::tail::{Direction, MIN_P};
 
 /// Recent window, in points.
@@ -24,6 +29,8 @@ const REFERENCE: f64 = 400.0;
 /// Reference points needed before voting.
 const MIN_REFERENCE: f64 = 100.0;
 const BINS: usize = 8;
+/// Gain of the slow residual scale.
+const SCALE_GAIN: f64 = 0.005;
 
 fn bin(z: f64) -> u8 {
     // Bins (−∞,−3) [−3,−2) … [3,∞); NaN lands in the middle.
@@ -37,6 +44,8 @@ fn bin(z: f64) -> u8 {
 /// Shift detector state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Shift {
+    n: u32,
+    dev: f64,
     reference: [f64; BINS],
     ref_total: f64,
     ring: Vec<u8>,
@@ -45,8 +54,18 @@ pub struct Shift {
 }
 
 impl Shift {
-    /// Folds in a standardised residual; returns a p-value (1 while warming up).
-    pub fn update(&mut self, z: f64, direction: Direction) -> f64 {
+    /// Folds in a one-step residual; returns a p-value (1 while warming up).
+    pub fn update(&mut self, residual: f64, floor: f64, direction: Direction) -> f64 {
+        self.n = self.n.saturating_add(1);
+        let sigma = (self.dev * MAD_TO_SIGMA).max(floor);
+        let z = if self.n == 1 { 0.0 } else { residual / sigma };
+        let gain = SCALE_GAIN.max(1.0 / f64::from(self.n));
+        let clipped = if self.n > 10 {
+            residual.clamp(-4.0 * sigma, 4.0 * sigma)
+        } else {
+            residual
+        };
+        self.dev += gain * (clipped.abs() - self.dev);
         let b = bin(z);
         if self.ring.len() < RECENT {
             self.ring.push(b);
@@ -68,16 +87,28 @@ impl Shift {
         }
         let n = RECENT as f64;
         let denom = self.ref_total + 0.5 * BINS as f64;
-        if direction != Direction::Both {
-            let (recent, reference) = match direction {
-                Direction::Up => (&self.counts[6..], &self.reference[6..]),
-                _ => (&self.counts[..2], &self.reference[..2]),
-            };
-            let recent: f64 = recent.iter().map(|&c| f64::from(c)).sum::<f64>() / n;
-            let reference: f64 = reference.iter().sum::<f64>() / self.ref_total;
-            if recent <= reference {
-                return 1.0;
-            }
+        // Only a change towards the tails counts: more erratic or displaced
+        // is news, calmer is not.
+        let (recent, reference): (f64, f64) = match direction {
+            Direction::Up => (
+                self.counts[6..].iter().map(|&c| f64::from(c)).sum(),
+                self.reference[6..].iter().sum(),
+            ),
+            Direction::Down => (
+                self.counts[..2].iter().map(|&c| f64::from(c)).sum(),
+                self.reference[..2].iter().sum(),
+            ),
+            Direction::Both => (
+                self.counts[..2]
+                    .iter()
+                    .chain(&self.counts[6..])
+                    .map(|&c| f64::from(c))
+                    .sum(),
+                self.reference[..2].iter().chain(&self.reference[6..]).sum(),
+            ),
+        };
+        if recent / n <= reference / self.ref_total {
+            return 1.0;
         }
         let mut g = 0.0;
         for (i, &o) in self.counts.iter().enumerate() {
@@ -145,12 +176,12 @@ mod tests {
         let mut s = Shift::default();
         let mut min_p: f64 = 1.0;
         for i in 0..3000 {
-            min_p = min_p.min(s.update(z(i), Direction::Both));
+            min_p = min_p.min(s.update(z(i), 1e-9, Direction::Both));
         }
         assert!(min_p > 1e-5, "min p on noise {min_p}");
         let mut p = 1.0;
         for i in 0..RECENT as u32 {
-            p = s.update(3.0 * z(i + 5000), Direction::Both);
+            p = s.update(3.0 * z(i + 5000), 1e-9, Direction::Both);
         }
         assert!(p < 1e-6, "p after variance change {p}");
     }
@@ -159,15 +190,15 @@ mod tests {
     fn one_sided_needs_more_upper_tail() {
         let mut s = Shift::default();
         for i in 0..1000 {
-            s.update(z(i), Direction::Up);
+            s.update(z(i), 1e-9, Direction::Up);
         }
         let mut p = 0.0;
         for _ in 0..RECENT {
-            p = s.update(-3.5, Direction::Up);
+            p = s.update(-3.5, 1e-9, Direction::Up);
         }
         assert_eq!(p, 1.0);
         for _ in 0..RECENT {
-            p = s.update(3.5, Direction::Up);
+            p = s.update(3.5, 1e-9, Direction::Up);
         }
         assert!(p < 1e-9);
     }
