@@ -133,6 +133,10 @@ impl Seasonal {
 
         if bin.n > 0 && t - first >= period_ns {
             let residual = x - bin.mean;
+            // The scale is read before this point can inflate it.
+            let sigma = (bin.dev * MAD_TO_SIGMA)
+                .max(self.resid_var.sqrt())
+                .max(floor);
             let flat = x - self.flat_mean;
             let g = (1.0 / f64::from(self.compared + 1)).max(1.0 / per_period);
             self.resid_var += g * (residual * residual - self.resid_var);
@@ -149,9 +153,6 @@ impl Seasonal {
             if self.active {
                 verdict.offset = bin.mean - self.mean_sum / f64::from(self.filled.max(1));
                 if bin.n >= 2 {
-                    let sigma = (bin.dev * MAD_TO_SIGMA)
-                        .max(self.resid_var.sqrt())
-                        .max(floor);
                     let z = residual / sigma;
                     verdict.p = self.tail.p(z, direction);
                     self.tail.learn(z, direction);
@@ -172,8 +173,12 @@ impl Seasonal {
         };
         let b = &mut self.bins[idx];
         let old = b.mean;
-        b.mean += gain * r;
-        b.dev += gain * (r.abs() - b.dev);
+        if b.n == 0 {
+            b.mean = x;
+        } else {
+            b.mean += gain * r;
+            b.dev += gain * (r.abs() - b.dev);
+        }
         if b.n == 0 {
             self.filled += 1;
             self.mean_sum += b.mean;
