@@ -51,6 +51,18 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Score every point of a metric exported as CSV (`timestamp,value`) with the predictor's detectors.
+    Detect {
+        /// CSV file with a header naming `timestamp` and `value` columns, or `-` for stdin.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where `timestamp,value,anomaly_score` goes: a file, or `-` for stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+        /// Policy file (TOML) whose `[predictor.detector]` section to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Score the detector ensemble on the labelled synthetic corpus.
     EvalDetect {
         /// Corpus seed.
@@ -90,6 +102,11 @@ pub fn run(cli: Cli) -> Result<()> {
             &output,
             data.as_deref(),
         ),
+        Command::Detect {
+            input,
+            output,
+            config,
+        } => detect_cmd(&input, &output, config.as_deref()),
         Command::EvalDetect { seed, config, out } => {
             eval_detect_cmd(seed, config.as_deref(), out.as_deref())
         }
@@ -178,12 +195,87 @@ fn process_cmd(
     Ok(())
 }
 
+/// Unreadable rows reported one by one before the rest are only counted.
+const DETECT_REPORT_LIMIT: u64 = 20;
+
+fn detect_cmd(input: &Path, output: &Path, config: Option<&Path>) -> Result<()> {
+    use std::io::IsTerminal;
+
+    let config = load_config(config)?;
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if input == Path::new("-") {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f =
+            File::open(input).with_context(|| format!("cannot open input {}", input.display()))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let writer: Box<dyn Write> = if output == Path::new("-") {
+        Box::new(io::stdout().lock())
+    } else {
+        Box::new(
+            File::create(output)
+                .with_context(|| format!("cannot create output {}", output.display()))?,
+        )
+    };
+    let bar = match size {
+        Some(len) if io::stderr().is_terminal() => {
+            let bar = indicatif::ProgressBar::new(len);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("a valid template"),
+            );
+            Some(bar)
+        }
+        _ => None,
+    };
+    let mut reported = 0u64;
+    let name = input.display().to_string();
+    let stats = crate::detect::run(
+        BufReader::with_capacity(1 << 16, reader),
+        BufWriter::with_capacity(1 << 16, writer),
+        &config.predictor.detector,
+        |bytes| {
+            if let Some(b) = &bar {
+                b.set_position(bytes);
+            }
+        },
+        |line, message| {
+            reported += 1;
+            if reported <= DETECT_REPORT_LIMIT {
+                let text = format!("{name}:{line}: {message}");
+                match &bar {
+                    Some(b) => b.println(text),
+                    None => eprintln!("{text}"),
+                }
+            }
+        },
+    )
+    .with_context(|| format!("cannot score {name}"))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if reported > DETECT_REPORT_LIMIT {
+        eprintln!(
+            "{name}: {} more unreadable rows not shown",
+            reported - DETECT_REPORT_LIMIT
+        );
+    }
+    eprintln!(
+        "faultline detect: {} rows, {} scored, {} unreadable (scored 0), {} alarms at score >= {}",
+        stats.rows, stats.scored, stats.unreadable, stats.alarms, config.predictor.hysteresis.raise
+    );
+    Ok(())
+}
+
 fn eval_detect_cmd(seed: u64, config: Option<&Path>, out: Option<&Path>) -> Result<()> {
-    let _config = load_config(config)?;
+    let config = load_config(config)?;
     let report = crate::detect::eval::evaluate(
         seed,
-        &crate::actors::predictor::ensemble::DetectorConfig::default(),
-        &crate::actors::predictor::alarm::Hysteresis::default(),
+        &config.predictor.detector,
+        &config.predictor.hysteresis,
     );
     let md = report.markdown();
     print!("{md}");

@@ -13,12 +13,15 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
+use crate::actors::predictor::config::{PredictorConfig, RawPredictor};
 
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Config {
     /// Circuit breakers.
     pub breaker: BreakerConfig,
+    /// Anomaly detection and breach forecasting.
+    pub predictor: PredictorConfig,
     /// The text it was read from (empty for the built-in defaults).
     pub source_text: String,
 }
@@ -28,6 +31,8 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     breaker: RawBreaker,
+    #[serde(default)]
+    predictor: RawPredictor,
 }
 
 /// One problem in the file.
@@ -74,6 +79,11 @@ impl Problems {
             message: message.into(),
         });
     }
+
+    /// The problems so far, sorted by path.
+    pub fn list(&self) -> Vec<ConfigProblem> {
+        self.0.iter().cloned().collect()
+    }
 }
 
 impl Config {
@@ -88,6 +98,7 @@ impl Config {
         })?;
         let mut problems = Problems::default();
         let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
+        let predictor = PredictorConfig::from_raw(&raw.predictor, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigError {
                 origin: origin.to_owned(),
@@ -96,6 +107,7 @@ impl Config {
         }
         Ok(Self {
             breaker,
+            predictor,
             source_text: text.to_owned(),
         })
     }

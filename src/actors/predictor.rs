@@ -9,6 +9,7 @@
 pub mod alarm;
 pub mod changepoint;
 pub mod combine;
+pub mod config;
 pub mod ensemble;
 pub mod holt;
 pub mod level;

@@ -90,6 +90,8 @@ const RATE_MEMORY: f64 = 2000.0;
 const EXCESS_MEMORY: f64 = 200.0;
 /// Points rarer than this under the current model are not learned from.
 pub const LEARN_P: f64 = 1e-6;
+/// Weight of an anomalous point in the excess estimates.
+const ANOMALY_WEIGHT: f64 = 0.2;
 /// E[Z − 3 | Z > 3] for a standard normal.
 const GAUSSIAN_EXCESS: f64 = 0.283;
 
@@ -133,34 +135,54 @@ impl TailModel {
         }
     }
 
+    /// Generalised Pareto shape and scale of the excesses.
+    fn gpd(m: f64, m2: f64) -> (f64, f64) {
+        let var = (m2 - m * m).max(1e-12);
+        let ratio = m * m / var;
+        let shape = (0.5 * (1.0 - ratio)).clamp(0.0, 0.5);
+        let scale = if shape < 1e-3 {
+            m
+        } else {
+            0.5 * m * (1.0 + ratio)
+        };
+        (shape, scale)
+    }
+
     /// Tail probability of `z` under the learned tail.
     pub fn p(&self, z: f64, direction: Direction) -> f64 {
         let (oriented, _) = direction.oriented(z);
         let gaussian = normal_p(z, direction);
         let (rate, m, m2) = self.estimates(direction);
-        let var = (m2 - m * m).max(1e-12);
-        let ratio = m * m / var;
-        let shape = (0.5 * (1.0 - ratio)).clamp(0.0, 0.5);
+        let (shape, scale) = Self::gpd(m, m2);
         let x = oriented - TAIL_AT;
-        let tail = if shape < 1e-3 {
-            rate * (-x / m).exp()
+        let tail = if shape < 1e-3 || x < 0.0 {
+            rate * (-x / scale).exp()
         } else {
-            let scale = 0.5 * m * (1.0 + ratio);
-            rate * (1.0 + shape * x.max(0.0) / scale).powf(-1.0 / shape)
-                * if x < 0.0 { (-x / m).exp() } else { 1.0 }
+            rate * (1.0 + shape * x / scale).powf(-1.0 / shape)
         };
         gaussian.max(tail.min(1.0)).clamp(MIN_P, 1.0)
     }
 
-    /// Learns from one standardised residual, unless the model already calls
-    /// it anomalous (p below [`LEARN_P`]): as in SPOT, anomalies must not
-    /// teach the model that anomalies are normal. Heavy tails are still
-    /// learned, from the bottom up: moderate excesses widen the tail, which
-    /// then admits larger ones.
-    pub fn learn(&mut self, z: f64, direction: Direction) {
-        if self.p(z, direction) < LEARN_P {
-            return;
+    /// The excess over 3σ at which the learned tail reaches `p`.
+    fn excess_at(&self, p: f64, direction: Direction) -> f64 {
+        let (rate, m, m2) = self.estimates(direction);
+        let (shape, scale) = Self::gpd(m, m2);
+        let odds = (rate / p).max(1.0);
+        if shape < 1e-3 {
+            scale * odds.ln()
+        } else {
+            scale / shape * (odds.powf(shape) - 1.0)
         }
+    }
+
+    /// Learns from one standardised residual. A point the model calls
+    /// anomalous (p below [`LEARN_P`]) is learned as if it sat at that
+    /// quantile: one anomaly does not teach the model that anomalies are
+    /// normal (as SPOT keeps them out of its peaks), yet a blip that recurs
+    /// every day widens the tail a little each time (at a fifth of a normal point's weight) until it is no longer
+    /// news. Heavy tails are learned from the bottom up the same way.
+    pub fn learn(&mut self, z: f64, direction: Direction) {
+        let cap = TAIL_AT + self.excess_at(LEARN_P, direction);
         let (rate, m, m2) = self.estimates(direction);
         let (oriented, _) = direction.oriented(z);
         self.points = self.points.saturating_add(1);
@@ -173,7 +195,9 @@ impl TailModel {
             self.exceedances = self.exceedances.saturating_add(1);
             let g =
                 (1.0 / (PRIOR_EXCEEDANCES + f64::from(self.exceedances))).max(1.0 / EXCESS_MEMORY);
-            let x = (oriented - TAIL_AT).min(30.0);
+            let weight = if oriented > cap { ANOMALY_WEIGHT } else { 1.0 };
+            let g = g * weight;
+            let x = (oriented.min(cap) - TAIL_AT).min(30.0);
             self.excess += g * (x - self.excess);
             self.excess_sq += g * (x * x - self.excess_sq);
         }
