@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub use msgpack_stream::frame_len;
 
 use crate::actors::breaker::BreakerAgent;
+use crate::actors::predictor::PredictorAgent;
 use crate::config::Config;
 use crate::engine::{Agent, Engine};
 use crate::events::{decode_input, Codec, Event, Rejection};
@@ -58,9 +59,10 @@ pub enum ProcessError {
 
 /// The agents this build has, in the fixed order, for `config`.
 pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
-    vec![Box::new(BreakerAgent::new(Arc::new(
-        config.breaker.clone(),
-    )))]
+    vec![
+        Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
+        Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
+    ]
 }
 
 /// An engine with every agent for `config`.

@@ -5,14 +5,24 @@
 //! * [`holt`]: robust damped local-trend smoothing (used twice).
 //! * Detectors, each O(1) per point: [`level`], [`seasonal`],
 //!   [`changepoint`], [`shift`]; merged by [`combine`] in [`ensemble`].
+//! * [`forecast`]: damped-trend forecast of SLO breach.
+//! * [`signal`]: observations to points, per service, instance and version.
+//! * [`alarm`]: hysteresis, so decisions come on crossings only.
+//! * [`config`]: `[predictor]` in the policy file.
+//! * [`core`]: the agent.
 
 pub mod alarm;
 pub mod changepoint;
 pub mod combine;
 pub mod config;
+pub mod core;
 pub mod ensemble;
+pub mod forecast;
 pub mod holt;
 pub mod level;
 pub mod seasonal;
 pub mod shift;
+pub mod signal;
 pub mod tail;
+
+pub use self::core::{PredictorAgent, NAME};

@@ -107,3 +107,107 @@ pub struct BreakerDecision {
 
 /// Fields of a decision type whose agent has not landed yet: any JSON object.
 pub type PendingDecision = serde_json::Map<String, serde_json::Value>;
+
+/// A service signal the predictor watches.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Failed calls, percent.
+    ErrorRate,
+    /// 99th-percentile latency, ms.
+    LatencyP99,
+    /// Median latency, ms.
+    LatencyP50,
+    /// Calls per second.
+    Throughput,
+}
+
+impl SignalKind {
+    /// All signals, in a fixed order.
+    pub const ALL: [SignalKind; 4] = [
+        SignalKind::ErrorRate,
+        SignalKind::LatencyP99,
+        SignalKind::LatencyP50,
+        SignalKind::Throughput,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ErrorRate => "error_rate",
+            Self::LatencyP99 => "latency_p99",
+            Self::LatencyP50 => "latency_p50",
+            Self::Throughput => "throughput",
+        }
+    }
+
+    /// The unit of its values.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::ErrorRate => "%",
+            Self::LatencyP99 | Self::LatencyP50 => "ms",
+            Self::Throughput => "req/s",
+        }
+    }
+}
+
+/// What a prediction says now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionStatus {
+    /// The signal is behaving unusually (score at or above the alarm threshold).
+    Anomaly,
+    /// The SLO is likely to be breached within the horizon (risk at or above its threshold).
+    BreachRisk,
+    /// Back to normal: neither holds any more.
+    Clear,
+}
+
+/// One detector's evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorScore {
+    /// `level`, `seasonal`, `changepoint` or `shift`.
+    pub name: String,
+    /// Its score, 0–1.
+    pub score: f64,
+}
+
+/// `faultline.prediction`: a signal started or stopped looking wrong, or its
+/// SLO breach became (un)likely within the horizon. Emitted on crossings
+/// only, never once per point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    /// The signal.
+    pub signal: SignalKind,
+    /// Instance, when the signal is one instance's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Version, when the signal is one version's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The new status.
+    pub status: PredictionStatus,
+    /// Anomaly score, 0–1 (0.5 means "one in 100 000").
+    pub score: f64,
+    /// Probability that the SLO is breached within `horizon_s`, 0–1.
+    pub risk: f64,
+    /// Forecast horizon, seconds.
+    pub horizon_s: u64,
+    /// When the forecast crosses the SLO limit, if within the horizon.
+    pub predicted_breach_at: Option<Timestamp>,
+    /// The SLO limit compared with, in the signal's unit (none for signals without an SLO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_limit: Option<f64>,
+    /// Each detector's evidence.
+    pub detectors: Vec<DetectorScore>,
+    /// What the baseline expected, in the signal's unit.
+    pub baseline: f64,
+    /// What was observed.
+    pub observed: f64,
+    /// One human line.
+    pub reason: String,
+}

@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::decision::{BreakerDecision, PendingDecision};
+use super::decision::{BreakerDecision, PendingDecision, Prediction};
 use super::observation::{Actuation, Command, Deploy, Health, Request, Tick, Topology, Window};
 use super::time::Timestamp;
 
@@ -107,7 +107,7 @@ event_types! {
     Actuation(Actuation) = "faultline.actuation", false;
     Command(Command) = "faultline.command", false;
     Tick(Tick) = "faultline.tick", false;
-    Prediction(PendingDecision) = "faultline.prediction", true;
+    Prediction(Prediction) = "faultline.prediction", true;
     Breaker(BreakerDecision) = "faultline.breaker", true;
     Route(PendingDecision) = "faultline.route", true;
     Rollback(PendingDecision) = "faultline.rollback", true;
