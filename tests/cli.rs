@@ -190,3 +190,53 @@ fn schema_prints_and_rejects_unknown_types() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown type \"faultline.nope\""));
 }
+
+#[test]
+fn detect_scores_every_row_of_a_csv_and_reports_unreadable_ones() {
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..400 {
+        let v = if i == 300 {
+            "500".to_owned()
+        } else {
+            format!("{}", 100 + i % 5)
+        };
+        csv.push_str(&format!("2024-05-01 {:02}:{:02}:00,{v}\n", i / 60, i % 60));
+    }
+    csv.push_str("2024-05-01 07:00:00,n/a\n");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("metric.csv");
+    let output = dir.path().join("scored.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let out = faultline(
+        &[
+            "detect",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let scored = std::fs::read_to_string(&output).unwrap();
+    let rows: Vec<&str> = scored.lines().collect();
+    assert_eq!(rows.len(), 402);
+    assert_eq!(rows[0], "timestamp,value,anomaly_score");
+    assert!(rows[301].starts_with("2024-05-01 05:00:00,500,"));
+    let spike: f64 = rows[301].rsplit(',').next().unwrap().parse().unwrap();
+    assert!(spike >= 0.5, "{}", rows[301]);
+    assert!(rows[401].ends_with(",n/a,0.000000"));
+    assert!(
+        stderr.contains("metric.csv:402: value \"n/a\" is not a finite number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("401 rows, 400 scored, 1 unreadable"),
+        "{stderr}"
+    );
+
+    let missing = faultline(&["detect", "--input", "-"], Some(b"time,v\n1,2\n"));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("`timestamp` and a `value` column"));
+}
