@@ -121,6 +121,26 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+/// `-` is stdin; a file also reports its size (for progress).
+fn open_input(input: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
+    if input == Path::new("-") {
+        return Ok((Box::new(io::stdin().lock()), None));
+    }
+    let f = File::open(input).with_context(|| format!("cannot open input {}", input.display()))?;
+    let size = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(f), size))
+}
+
+/// `-` is stdout.
+fn open_output(output: &Path) -> Result<Box<dyn Write>> {
+    if output == Path::new("-") {
+        return Ok(Box::new(io::stdout().lock()));
+    }
+    let f = File::create(output)
+        .with_context(|| format!("cannot create output {}", output.display()))?;
+    Ok(Box::new(f))
+}
+
 fn process_cmd(
     input: &Path,
     format: Format,
@@ -129,21 +149,8 @@ fn process_cmd(
     data: Option<&Path>,
 ) -> Result<()> {
     let config = load_config(config)?;
-    let reader: Box<dyn Read> = if input == Path::new("-") {
-        Box::new(io::stdin().lock())
-    } else {
-        Box::new(
-            File::open(input).with_context(|| format!("cannot open input {}", input.display()))?,
-        )
-    };
-    let writer: Box<dyn Write> = if output == Path::new("-") {
-        Box::new(io::stdout().lock())
-    } else {
-        Box::new(
-            File::create(output)
-                .with_context(|| format!("cannot create output {}", output.display()))?,
-        )
-    };
+    let (reader, _) = open_input(input)?;
+    let writer = open_output(output)?;
     let mut engine = process::engine(&config);
     let mut sled = match data {
         Some(dir) => Some(
@@ -202,22 +209,8 @@ fn detect_cmd(input: &Path, output: &Path, config: Option<&Path>) -> Result<()> 
     use std::io::IsTerminal;
 
     let config = load_config(config)?;
-    let (reader, size): (Box<dyn Read>, Option<u64>) = if input == Path::new("-") {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let f =
-            File::open(input).with_context(|| format!("cannot open input {}", input.display()))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(f), size)
-    };
-    let writer: Box<dyn Write> = if output == Path::new("-") {
-        Box::new(io::stdout().lock())
-    } else {
-        Box::new(
-            File::create(output)
-                .with_context(|| format!("cannot create output {}", output.display()))?,
-        )
-    };
+    let (reader, size) = open_input(input)?;
+    let writer = open_output(output)?;
     let bar = match size {
         Some(len) if io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(len);

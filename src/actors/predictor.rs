@@ -26,3 +26,12 @@ pub mod signal;
 pub mod tail;
 
 pub use self::core::{PredictorAgent, NAME};
+
+/// Deterministic pseudo-noise for the detectors' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Uniform-ish in [−1, 1], a pure function of `i`.
+    pub fn noise(i: u32) -> f64 {
+        f64::from((i.wrapping_mul(2_654_435_761) >> 16) % 2001) / 1000.0 - 1.0
+    }
+}

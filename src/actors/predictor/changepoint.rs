@@ -130,10 +130,7 @@ impl Cusum {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(i: u32) -> f64 {
-        f64::from((i.wrapping_mul(2_654_435_761) >> 16) % 2001) / 1000.0 - 1.0
-    }
+    use crate::actors::predictor::testing::noise;
 
     #[test]
     fn a_sustained_shift_accumulates_a_single_spike_does_not() {

@@ -209,12 +209,9 @@ impl Ensemble {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::predictor::testing::noise;
 
     const MIN: i64 = 60_000_000_000;
-
-    fn noise(i: u32) -> f64 {
-        f64::from((i.wrapping_mul(2_654_435_761) >> 16) % 2001) / 1000.0 - 1.0
-    }
 
     fn run(series: impl Iterator<Item = f64>) -> Vec<f64> {
         let config = DetectorConfig::default();

@@ -98,11 +98,7 @@ impl Level {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noisy(i: u32) -> f64 {
-        // Deterministic pseudo-noise in [−1, 1].
-        f64::from((i.wrapping_mul(2_654_435_761) >> 16) % 2001) / 1000.0 - 1.0
-    }
+    use crate::actors::predictor::testing::noise as noisy;
 
     #[test]
     fn quiet_until_warm_then_flags_a_spike() {

@@ -198,7 +198,7 @@ mod tests {
     const STEP: i64 = 300_000_000_000; // 5 minutes
 
     fn noise(i: i64) -> f64 {
-        f64::from(((i as u32).wrapping_mul(2_654_435_761) >> 16) % 2001) / 1000.0 - 1.0
+        crate::actors::predictor::testing::noise(i as u32)
     }
 
     fn daily(i: i64) -> f64 {

@@ -43,15 +43,6 @@ impl Direction {
             Self::Both => (z.abs(), 2.0),
         }
     }
-
-    /// Whether a signed deviation points the way that matters.
-    pub fn counts(self, deviation: f64) -> bool {
-        match self {
-            Self::Up => deviation > 0.0,
-            Self::Down => deviation < 0.0,
-            Self::Both => deviation != 0.0,
-        }
-    }
 }
 
 /// Tail probability of a standard normal `z` in `direction`.
