@@ -65,9 +65,9 @@ enum Command {
     },
     /// Score the detector ensemble on the labelled synthetic corpus.
     EvalDetect {
-        /// Corpus seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// Corpus seeds: `N`, `A..=B`, `A..B` or a comma list of those.
+        #[arg(long, default_value = "1..=16", value_parser = crate::detect::eval::parse_seeds)]
+        seeds: ::std::vec::Vec<u64>,
         /// Policy file (TOML) whose `[predictor]` section to evaluate.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -107,8 +107,8 @@ pub fn run(cli: Cli) -> Result<()> {
             output,
             config,
         } => detect_cmd(&input, &output, config.as_deref()),
-        Command::EvalDetect { seed, config, out } => {
-            eval_detect_cmd(seed, config.as_deref(), out.as_deref())
+        Command::EvalDetect { seeds, config, out } => {
+            eval_detect_cmd(&seeds, config.as_deref(), out.as_deref())
         }
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
     }
@@ -263,10 +263,10 @@ fn detect_cmd(input: &Path, output: &Path, config: Option<&Path>) -> Result<()> 
     Ok(())
 }
 
-fn eval_detect_cmd(seed: u64, config: Option<&Path>, out: Option<&Path>) -> Result<()> {
+fn eval_detect_cmd(seeds: &[u64], config: Option<&Path>, out: Option<&Path>) -> Result<()> {
     let config = load_config(config)?;
     let report = crate::detect::eval::evaluate(
-        seed,
+        seeds,
         &config.predictor.detector,
         &config.predictor.hysteresis,
     );

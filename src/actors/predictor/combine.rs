@@ -11,7 +11,7 @@
 //! **Likelihood post-processing.** The vote's surprise `e = −log10 p` is
 //! turned into evidence `m` that rewards persistence: the mean of the last
 //! [`PERSIST`] surprises, or a lone point's surprise less [`LONE_DISCOUNT`]
-//! (a single outlier needs a hundred times stronger evidence than a run),
+//! (a single outlier needs about thirty times stronger evidence than a run),
 //! whichever is larger. Two readings of `m` are then taken, and the smaller
 //! wins:
 //!
@@ -39,7 +39,7 @@ pub const WEIGHTS: [f64; 4] = [0.40, 0.15, 0.30, 0.15];
 /// Surprises averaged for persistence.
 pub const PERSIST: usize = 4;
 /// Discount, in decades, for a lone surprising point.
-pub const LONE_DISCOUNT: f64 = 2.0;
+pub const LONE_DISCOUNT: f64 = 1.5;
 /// Long-run memory of the evidence distribution, in points.
 const LONG_RUN: f64 = 1000.0;
 /// Smallest long-run spread of the evidence, in decades.

@@ -74,15 +74,19 @@ pub fn score(surprise: f64) -> f64 {
 const TAIL_AT: f64 = 3.0;
 /// Weight of the Gaussian prior on the exceedance rate, in points.
 const PRIOR_POINTS: f64 = 200.0;
-/// Weight of the Gaussian prior on the mean excess, in exceedances.
-const PRIOR_EXCEEDANCES: f64 = 20.0;
+/// Weight of the Gaussian prior on the mean excess, in exceedances: light,
+/// because the predictive tail already allows for how little is known.
+pub const PRIOR_EXCEEDANCES: f64 = 10.0;
 /// Memory of the exceedance rate, in points, and of the mean excess, in exceedances.
 const RATE_MEMORY: f64 = 2000.0;
 const EXCESS_MEMORY: f64 = 200.0;
 /// Points rarer than this under the current model are not learned from.
 pub const LEARN_P: f64 = 1e-6;
-/// Weight of an anomalous point in the excess estimates.
-const ANOMALY_WEIGHT: f64 = 0.2;
+/// Weight of an anomalous point in the excess estimates: a spike teaches the
+/// tail about as much as a twentieth of an ordinary exceedance, so a second
+/// spike a few hours later still pages, while a blip that recurs every day
+/// for weeks is eventually learned as normal.
+const ANOMALY_WEIGHT: f64 = 0.05;
 /// E[Z − 3 | Z > 3] for a standard normal.
 const GAUSSIAN_EXCESS: f64 = 0.283;
 
@@ -92,12 +96,19 @@ const GAUSSIAN_EXCESS: f64 = 0.283;
 /// Excesses over 3σ follow a generalised Pareto distribution whose shape ξ
 /// and scale s are fitted by the method of moments from the running mean
 /// and second moment of the excesses (ξ = ½(1 − m²/v), s = ½m(1 + m²/v),
-/// ξ clamped to [0, ½]; ξ = 0 is the exponential tail):
-/// `p(z) = max(p_normal(z), rate · (1 + ξ(z − 3)/s)^(−1/ξ))`. It starts at
-/// Gaussian-like values (rate 0.27 %, exponential excess of mean 0.283) and
-/// learns from the series, so a metric whose normal life includes 8σ blips
-/// stops paging for them while one with clean Gaussian noise keeps its
-/// sensitivity.
+/// ξ clamped to [0, ½]): `p(z) = max(p_normal(z), rate · tail(z − 3))`.
+///
+/// When the fit says the tail is exponential (ξ = 0) its scale is still an
+/// estimate from few exceedances, so the tail is the *predictive* one: with
+/// the exponential rate uncertain (a Gamma posterior resting on `n`
+/// exceedances, prior included) excesses follow a Lomax distribution,
+/// `tail(x) = (1 + x/(n·s))^(−n)`. It is heavier than the plug-in
+/// exponential while little has been seen and tends to it as evidence
+/// grows, so a young heavy-tailed series does not page for its first 10σ
+/// blip while a long-watched Gaussian one keeps its sensitivity.
+///
+/// The model starts at Gaussian-like values (rate 0.27 %, excess of mean
+/// 0.283, worth [`PRIOR_EXCEEDANCES`] exceedances) and learns from the series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TailModel {
     points: u32,
@@ -126,6 +137,11 @@ impl TailModel {
         }
     }
 
+    /// Exceedances the excess estimates rest on, prior included.
+    fn evidence(&self) -> f64 {
+        (PRIOR_EXCEEDANCES + f64::from(self.exceedances)).min(EXCESS_MEMORY)
+    }
+
     /// Generalised Pareto shape and scale of the excesses.
     fn gpd(m: f64, m2: f64) -> (f64, f64) {
         let var = (m2 - m * m).max(1e-12);
@@ -146,8 +162,11 @@ impl TailModel {
         let (rate, m, m2) = self.estimates(direction);
         let (shape, scale) = Self::gpd(m, m2);
         let x = oriented - TAIL_AT;
-        let tail = if shape < 1e-3 || x < 0.0 {
+        let n = self.evidence();
+        let tail = if x < 0.0 {
             rate * (-x / scale).exp()
+        } else if shape < 1e-3 {
+            rate * (1.0 + x / (n * scale)).powf(-n)
         } else {
             rate * (1.0 + shape * x / scale).powf(-1.0 / shape)
         };
@@ -160,7 +179,8 @@ impl TailModel {
         let (shape, scale) = Self::gpd(m, m2);
         let odds = (rate / p).max(1.0);
         if shape < 1e-3 {
-            scale * odds.ln()
+            let n = self.evidence();
+            n * scale * (odds.powf(1.0 / n) - 1.0)
         } else {
             scale / shape * (odds.powf(shape) - 1.0)
         }
@@ -168,10 +188,11 @@ impl TailModel {
 
     /// Learns from one standardised residual. A point the model calls
     /// anomalous (p below [`LEARN_P`]) is learned as if it sat at that
-    /// quantile: one anomaly does not teach the model that anomalies are
-    /// normal (as SPOT keeps them out of its peaks), yet a blip that recurs
-    /// every day widens the tail a little each time (at a fifth of a normal point's weight) until it is no longer
-    /// news. Heavy tails are learned from the bottom up the same way.
+    /// quantile and at [`ANOMALY_WEIGHT`]: one anomaly does not teach the
+    /// model that anomalies are normal (as SPOT keeps them out of its peaks),
+    /// yet a blip that recurs every day widens the tail a little each time
+    /// until it is no longer news. Heavy tails are learned from the bottom up
+    /// the same way.
     pub fn learn(&mut self, z: f64, direction: Direction) {
         let cap = TAIL_AT + self.excess_at(LEARN_P, direction);
         let (rate, m, m2) = self.estimates(direction);
@@ -204,7 +225,7 @@ mod tests {
         let mut t = TailModel::default();
         let fresh = t.p(7.0, Direction::Both);
         assert!(
-            fresh < 1e-8 && fresh >= normal_p(7.0, Direction::Both),
+            fresh < 1e-6 && fresh >= normal_p(7.0, Direction::Both),
             "{fresh}"
         );
         // A series where one point in 20 is a 5σ blip.
@@ -216,6 +237,28 @@ mod tests {
         // Still monotone.
         assert!(t.p(9.0, Direction::Both) < learned);
         assert!(t.p(1.0, Direction::Both) >= t.p(2.0, Direction::Both));
+    }
+
+    #[test]
+    fn evidence_of_light_tails_sharpens_the_model() {
+        // Standard-normal-like residuals: exceedances of 3σ are rare and
+        // small. The more of them seen, the less the predictive tail hedges.
+        let mut t = TailModel::default();
+        let fresh = t.p(8.0, Direction::Up);
+        for i in 0..20_000u32 {
+            let z = if i % 740 == 0 {
+                3.25
+            } else {
+                f64::from(i % 7) / 7.0
+            };
+            t.learn(z, Direction::Up);
+        }
+        let learned = t.p(8.0, Direction::Up);
+        assert!(
+            learned < fresh / 100.0,
+            "fresh {fresh:e}, learned {learned:e}"
+        );
+        assert!(learned >= normal_p(8.0, Direction::Up));
     }
 
     #[test]
