@@ -83,10 +83,10 @@ const EXCESS_MEMORY: f64 = 200.0;
 /// Points rarer than this under the current model are not learned from.
 pub const LEARN_P: f64 = 1e-6;
 /// Weight of an anomalous point in the excess estimates: a spike teaches the
-/// tail about as much as a twentieth of an ordinary exceedance, so a second
+/// tail about as much as a tenth of an ordinary exceedance, so a second
 /// spike a few hours later still pages, while a blip that recurs every day
 /// for weeks is eventually learned as normal.
-const ANOMALY_WEIGHT: f64 = 0.05;
+const ANOMALY_WEIGHT: f64 = 0.1;
 /// E[Z − 3 | Z > 3] for a standard normal.
 const GAUSSIAN_EXCESS: f64 = 0.283;
 
