@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod detect;
 pub mod engine;

@@ -211,3 +211,98 @@ pub struct Prediction {
     /// One human line.
     pub reason: String,
 }
+
+/// How the router is sending a service's traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStrategy {
+    /// Every selectable instance, by weight.
+    Weighted,
+    /// Local region first, spilling to others as its health drops (Envoy
+    /// priority levels with the overprovisioning factor).
+    LocalityPriority,
+    /// Versions split by the canary weight the rollback agent decided.
+    CanarySplit,
+    /// Too few healthy instances: traffic spreads over all of them, healthy
+    /// or not, rather than overloading the few (Envoy's panic mode).
+    Panic,
+}
+
+/// What a route weight is about.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteLevel {
+    /// One region's share.
+    Region,
+    /// One version's share.
+    Version,
+    /// One instance's share.
+    Instance,
+}
+
+/// One share of traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWeight {
+    /// What `target` names.
+    pub level: RouteLevel,
+    /// The region, version or instance.
+    pub target: String,
+    /// Percent of the traffic; the weights of one level sum to 100.
+    pub weight: u32,
+}
+
+/// Why an instance was taken out of selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EjectionTrigger {
+    /// That many 5xx (failures) in a row.
+    #[serde(rename = "consecutive_5xx")]
+    Consecutive5xx,
+    /// Success rate below the hosts' mean − factor·σ.
+    SuccessRate,
+    /// Failure percentage at or above the threshold.
+    FailurePercentage,
+    /// Its instance breaker is open.
+    Breaker,
+    /// Its health checks say so.
+    Health,
+}
+
+/// An instance out of selection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ejection {
+    /// The instance.
+    pub instance: String,
+    /// Why.
+    pub trigger: EjectionTrigger,
+    /// Back in selection at this time; null while its cause lasts (breaker, health).
+    pub until: Option<Timestamp>,
+    /// Times it has been ejected (the ejection time is base × this, capped).
+    pub ejections: u32,
+    /// The number compared: failures in a row, success rate or failure percentage.
+    pub observed: f64,
+    /// What it was compared with.
+    pub threshold: f64,
+}
+
+/// `faultline.route`: a service's routing table changed materially.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDecision {
+    /// How traffic is being sent.
+    pub strategy: RouteStrategy,
+    /// Shares of traffic, at region, version and instance level.
+    pub weights: Vec<RouteWeight>,
+    /// Instances out of selection.
+    pub ejected: Vec<Ejection>,
+    /// Instances known.
+    pub hosts: u32,
+    /// Instances healthy and not ejected.
+    pub healthy_hosts: u32,
+    /// One human line.
+    pub reason: String,
+}

@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::decision::{BreakerDecision, PendingDecision, Prediction};
+use super::decision::{BreakerDecision, PendingDecision, Prediction, RouteDecision};
 use super::observation::{Actuation, Command, Deploy, Health, Request, Tick, Topology, Window};
 use super::time::Timestamp;
 
@@ -109,7 +109,7 @@ event_types! {
     Tick(Tick) = "faultline.tick", false;
     Prediction(Prediction) = "faultline.prediction", true;
     Breaker(BreakerDecision) = "faultline.breaker", true;
-    Route(PendingDecision) = "faultline.route", true;
+    Route(RouteDecision) = "faultline.route", true;
     Rollback(PendingDecision) = "faultline.rollback", true;
     Containment(PendingDecision) = "faultline.containment", true;
     Incident(PendingDecision) = "faultline.incident", true;
