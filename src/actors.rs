@@ -6,3 +6,4 @@
 
 pub mod breaker;
 pub mod predictor;
+pub mod router;

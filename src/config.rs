@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
 use crate::actors::predictor::config::{PredictorConfig, RawPredictor};
+use crate::actors::router::config::{RawRouter, RouterConfig};
 
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -22,6 +23,8 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Anomaly detection and breach forecasting.
     pub predictor: PredictorConfig,
+    /// Traffic weights, outlier ejection and failover.
+    pub router: RouterConfig,
     /// The text it was read from (empty for the built-in defaults).
     pub source_text: String,
 }
@@ -33,6 +36,8 @@ struct RawConfig {
     breaker: RawBreaker,
     #[serde(default)]
     predictor: RawPredictor,
+    #[serde(default)]
+    router: RawRouter,
 }
 
 /// One problem in the file.
@@ -99,6 +104,7 @@ impl Config {
         let mut problems = Problems::default();
         let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
         let predictor = PredictorConfig::from_raw(&raw.predictor, &mut problems);
+        let router = RouterConfig::from_raw(&raw.router, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigError {
                 origin: origin.to_owned(),
@@ -108,6 +114,7 @@ impl Config {
         Ok(Self {
             breaker,
             predictor,
+            router,
             source_text: text.to_owned(),
         })
     }

@@ -271,6 +271,19 @@ pub enum EjectionTrigger {
     Health,
 }
 
+impl EjectionTrigger {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consecutive5xx => "consecutive_5xx",
+            Self::SuccessRate => "success_rate",
+            Self::FailurePercentage => "failure_percentage",
+            Self::Breaker => "breaker",
+            Self::Health => "health",
+        }
+    }
+}
+
 /// An instance out of selection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

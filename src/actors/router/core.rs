@@ -1,0 +1,394 @@
+//! The router agent's pure core: per service, the hosts with their health,
+//! breaker state and outlier record, and the routing table they imply,
+//! emitted as `faultline.route` when it changes materially.
+//!
+//! Consecutive failures eject at once; success-rate and failure-percentage
+//! outliers are judged at the end of each analysis interval (a timer in
+//! event time, like Envoy's `interval`). An ejection lasts base × the
+//! host's ejection count, capped; the count decays by one for every interval
+//! the host spends back in service. Health checks (`faultline.health`) and
+//! open instance breakers (`faultline.breaker`) take hosts out for as long
+//! as they last. At most `max_ejection_percent` of hosts are ejected as
+//! outliers at once (one always may be).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::RouterConfig;
+use super::outlier::{self, Tally};
+use super::table::{self, HostView, Table};
+use crate::engine::{Agent, Proposal};
+use crate::events::decision::{BreakerDecision, Ejection, EjectionTrigger, RouteDecision};
+use crate::events::observation::{HealthStatus, Outcome, Request, Scope};
+use crate::events::{Data, Event, Timestamp};
+use crate::log::Seq;
+
+/// Agent name in decision ids, sources and subjects.
+pub const NAME: &str = "router";
+
+/// An outlier ejection in force.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Ejected {
+    until: Timestamp,
+    trigger: EjectionTrigger,
+    observed: f64,
+    threshold: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Host {
+    region: Option<String>,
+    version: Option<String>,
+    signal: bool,
+    down: bool,
+    breaker_open: bool,
+    consecutive: u64,
+    requests: u64,
+    failures: u64,
+    ejections: u32,
+    ejected: Option<Ejected>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Service {
+    hosts: BTreeMap<String, Host>,
+    next_analysis: Option<Timestamp>,
+    /// The material content of the last table emitted, encoded.
+    last: Option<Vec<u8>>,
+}
+
+/// Everything the router remembers; what a snapshot holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterMemory {
+    clock: Option<Timestamp>,
+    services: BTreeMap<String, Service>,
+    deadlines: BTreeSet<(Timestamp, String)>,
+}
+
+/// The router agent.
+pub struct RouterAgent {
+    config: Arc<RouterConfig>,
+    state: RouterMemory,
+}
+
+impl RouterAgent {
+    /// A router with no services yet.
+    pub fn new(config: Arc<RouterConfig>) -> Self {
+        Self {
+            config,
+            state: RouterMemory::default(),
+        }
+    }
+}
+
+fn failed(r: &Request) -> Option<bool> {
+    match r.outcome {
+        Some(Outcome::Ignored) => None,
+        Some(Outcome::Failure) => Some(true),
+        Some(Outcome::Success) => Some(false),
+        None => r.status.map(|s| s == 0 || s >= 500),
+    }
+}
+
+fn view<'a>(id: &'a str, h: &'a Host) -> HostView<'a> {
+    let out = if let Some(e) = &h.ejected {
+        Some(Ejection {
+            instance: id.to_owned(),
+            trigger: e.trigger,
+            until: Some(e.until),
+            ejections: h.ejections,
+            observed: e.observed,
+            threshold: e.threshold,
+        })
+    } else if h.breaker_open || h.down {
+        Some(Ejection {
+            instance: id.to_owned(),
+            trigger: if h.breaker_open {
+                EjectionTrigger::Breaker
+            } else {
+                EjectionTrigger::Health
+            },
+            until: None,
+            ejections: h.ejections,
+            observed: 0.0,
+            threshold: 0.0,
+        })
+    } else {
+        None
+    };
+    HostView {
+        id,
+        region: h.region.as_deref().unwrap_or(""),
+        signal: h.signal,
+        out,
+    }
+}
+
+impl RouterAgent {
+    fn service(&mut self, name: &str) -> &mut Service {
+        self.state.services.entry(name.to_owned()).or_default()
+    }
+
+    fn host(&mut self, service: &str, id: &str) -> &mut Host {
+        self.service(service)
+            .hosts
+            .entry(id.to_owned())
+            .or_default()
+    }
+
+    fn schedule(&mut self, service: &str) {
+        let s = &self.state.services[service];
+        let mut due: Vec<Timestamp> = s.next_analysis.into_iter().collect();
+        due.extend(
+            s.hosts
+                .values()
+                .filter_map(|h| h.ejected.as_ref().map(|e| e.until)),
+        );
+        self.state.deadlines.retain(|(_, n)| n != service);
+        if let Some(t) = due.into_iter().min() {
+            self.state.deadlines.insert((t, service.to_owned()));
+        }
+    }
+
+    /// Outlier-ejects `id` if the share allows; returns whether it did.
+    fn eject(
+        &mut self,
+        service: &str,
+        id: &str,
+        now: Timestamp,
+        e: (EjectionTrigger, f64, f64),
+    ) -> bool {
+        let c = Arc::clone(&self.config);
+        let s = self.service(service);
+        let ejected = s.hosts.values().filter(|h| h.ejected.is_some()).count();
+        if ejected >= outlier::max_ejected(s.hosts.len(), &c) {
+            return false;
+        }
+        let h = s.hosts.get_mut(id).expect("known host");
+        if h.ejected.is_some() {
+            return false;
+        }
+        h.ejections = h.ejections.saturating_add(1);
+        h.ejected = Some(Ejected {
+            until: now.plus_millis(outlier::ejection_ms(h.ejections, &c)),
+            trigger: e.0,
+            observed: e.1,
+            threshold: e.2,
+        });
+        h.consecutive = 0;
+        true
+    }
+
+    fn outcome(&mut self, service: &str, id: &str, now: Timestamp, requests: u64, failures: u64) {
+        let interval = self.config.interval_ms;
+        let threshold = u64::from(self.config.consecutive_5xx);
+        let s = self.service(service);
+        if s.next_analysis.is_none() {
+            s.next_analysis = Some(now.plus_millis(interval));
+        }
+        let h = s.hosts.entry(id.to_owned()).or_default();
+        h.signal = true;
+        h.requests += requests;
+        h.failures += failures.min(requests);
+        // Within a window the order is unknown: only an all-failed window
+        // extends a run of failures.
+        if failures >= requests && requests > 0 {
+            h.consecutive += requests;
+        } else if requests > 0 {
+            h.consecutive = 0;
+        }
+        let run = h.consecutive;
+        if threshold > 0 && run >= threshold {
+            let t = threshold as f64;
+            self.eject(
+                service,
+                id,
+                now,
+                (EjectionTrigger::Consecutive5xx, run as f64, t),
+            );
+        }
+    }
+
+    fn on_timer(&mut self, service: &str, now: Timestamp) {
+        let c = Arc::clone(&self.config);
+        let s = self.service(service);
+        for h in s.hosts.values_mut() {
+            if h.ejected.as_ref().is_some_and(|e| e.until <= now) {
+                h.ejected = None;
+            }
+        }
+        if s.next_analysis.is_some_and(|t| t <= now) {
+            let ids: Vec<String> = s.hosts.keys().cloned().collect();
+            let tallies: Vec<Tally> = s
+                .hosts
+                .values()
+                .map(|h| Tally {
+                    requests: h.requests,
+                    failures: h.failures,
+                })
+                .collect();
+            let traffic = tallies.iter().any(|t| t.requests > 0);
+            for h in s.hosts.values_mut() {
+                if h.ejected.is_none() {
+                    h.ejections = h.ejections.saturating_sub(1);
+                }
+                h.requests = 0;
+                h.failures = 0;
+            }
+            let any_ejected = s.hosts.values().any(|h| h.ejected.is_some());
+            s.next_analysis = (traffic || any_ejected).then(|| now.plus_millis(c.interval_ms));
+            for o in outlier::analyse(&tallies, &c) {
+                self.eject(
+                    service,
+                    &ids[o.index],
+                    now,
+                    (o.trigger, o.observed, o.threshold),
+                );
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Timestamp, out: &mut Vec<Proposal>) {
+        while let Some((due, service)) =
+            self.state.deadlines.first().cloned().filter(|d| d.0 <= now)
+        {
+            self.state.deadlines.remove(&(due, service.clone()));
+            self.on_timer(&service, due);
+            self.schedule(&service);
+            self.publish(&service, due, out);
+        }
+    }
+
+    fn breaker(&mut self, d: &BreakerDecision) -> Option<String> {
+        if d.scope != Scope::Instance {
+            return None;
+        }
+        let (service, id) = d.target.split_once('/')?;
+        let open = matches!(
+            d.to,
+            crate::events::decision::BreakerState::Open
+                | crate::events::decision::BreakerState::ForcedOpen
+        );
+        self.host(service, id).breaker_open = open;
+        Some(service.to_owned())
+    }
+
+    fn table(&self, service: &str) -> Table {
+        let s = &self.state.services[service];
+        let views: Vec<HostView<'_>> = s.hosts.iter().map(|(id, h)| view(id, h)).collect();
+        table::compute(&views, &self.config)
+    }
+
+    /// Emits the service's table if it changed materially.
+    fn publish(&mut self, service: &str, _now: Timestamp, out: &mut Vec<Proposal>) {
+        let t = self.table(service);
+        let key = rmp_serde::to_vec(&t.key()).expect("table key encodes");
+        let s = self.service(service);
+        let initial = s.last.is_none()
+            && t.strategy == crate::events::decision::RouteStrategy::Weighted
+            && t.ejected.is_empty();
+        if s.last.as_ref() == Some(&key) || initial {
+            s.last.get_or_insert(key);
+            return;
+        }
+        s.last = Some(key);
+        let out_list: Vec<String> = t
+            .ejected
+            .iter()
+            .map(|e| match e.until {
+                Some(u) => format!("{} ({} until {u})", e.instance, e.trigger.as_str()),
+                None => format!("{} ({})", e.instance, e.trigger.as_str()),
+            })
+            .collect();
+        let reason = if out_list.is_empty() {
+            t.summary.clone()
+        } else {
+            format!("{}; out: {}", t.summary, out_list.join(", "))
+        };
+        out.push(Proposal::new(
+            service,
+            Data::Route(RouteDecision {
+                strategy: t.strategy,
+                weights: t.weights,
+                ejected: t.ejected,
+                hosts: t.hosts,
+                healthy_hosts: t.healthy_hosts,
+                reason,
+            }),
+        ));
+    }
+}
+
+impl Agent for RouterAgent {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(&mut self, _seq: Seq, record: &Event, out: &mut Vec<Proposal>) {
+        let now = self.state.clock.map_or(record.time, |c| c.max(record.time));
+        self.state.clock = Some(now);
+        self.fire_timers(now, out);
+        let subject = record.subject.as_str();
+        let touched = match &record.data {
+            Data::Request(r) => match (&r.instance, failed(r)) {
+                (Some(id), Some(f)) => {
+                    let h = self.host(subject, id);
+                    h.region = r.region.clone().or(h.region.take());
+                    h.version = r.version.clone().or(h.version.take());
+                    self.outcome(subject, id, now, 1, u64::from(f));
+                    Some(subject.to_owned())
+                }
+                _ => None,
+            },
+            Data::Window(w) => match &w.instance {
+                Some(id) => {
+                    let h = self.host(subject, id);
+                    h.region = w.region.clone().or(h.region.take());
+                    h.version = w.version.clone().or(h.version.take());
+                    self.outcome(subject, id, now, w.requests, w.errors);
+                    Some(subject.to_owned())
+                }
+                None => None,
+            },
+            Data::Health(hl) => hl.instance.as_ref().map(|id| {
+                let h = self.host(subject, id);
+                h.signal = true;
+                h.region = hl.region.clone().or(h.region.take());
+                h.down = matches!(hl.status, HealthStatus::Unhealthy | HealthStatus::Offline);
+                subject.to_owned()
+            }),
+            Data::Topology(t) => {
+                for i in &t.instances {
+                    let h = self.host(subject, &i.id);
+                    h.region = i.region.clone().or(h.region.take());
+                    h.version = i.version.clone().or(h.version.take());
+                }
+                Some(subject.to_owned())
+            }
+            Data::Breaker(d) => self.breaker(d),
+            _ => None,
+        };
+        if let Some(service) = touched {
+            if self.state.services.contains_key(&service) {
+                self.schedule(&service);
+                self.publish(&service, now, out);
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.state.deadlines.first().map(|d| d.0)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(&self.state).expect("router state encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.state = rmp_serde::from_slice(bytes)
+            .map_err(|e| format!("router state does not decode: {e}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! A service's routing table from its hosts' state: which hosts are out and
+//! why, how traffic splits over regions (Envoy priority levels) and whether
+//! health is being ignored (panic). Pure; the agent compares tables and
+//! emits a decision only when one changes materially.
+
+use std::collections::BTreeMap;
+
+use super::config::RouterConfig;
+use crate::client::locality::{apportion, priority_loads, LevelHosts};
+use crate::events::decision::{Ejection, RouteLevel, RouteStrategy, RouteWeight};
+
+/// What the table is computed from, per host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostView<'a> {
+    /// Instance id.
+    pub id: &'a str,
+    /// Region ("" when unknown).
+    pub region: &'a str,
+    /// Whether anything (health or traffic) has been heard from it.
+    pub signal: bool,
+    /// Why it is out of selection, if it is.
+    pub out: Option<Ejection>,
+}
+
+/// The routing table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// How traffic is sent.
+    pub strategy: RouteStrategy,
+    /// Shares.
+    pub weights: Vec<RouteWeight>,
+    /// Hosts out of selection.
+    pub ejected: Vec<Ejection>,
+    /// Hosts known.
+    pub hosts: u32,
+    /// Hosts selectable.
+    pub healthy_hosts: u32,
+    /// Panic or failover in words, for the reason.
+    pub summary: String,
+}
+
+impl Table {
+    /// What makes two tables materially different: strategy, shares, and
+    /// which hosts are out, why and until when (not the numbers behind).
+    pub fn key(&self) -> (RouteStrategy, Vec<RouteWeight>, Vec<(String, String)>) {
+        (
+            self.strategy,
+            self.weights.clone(),
+            self.ejected
+                .iter()
+                .map(|e| (e.instance.clone(), format!("{:?}@{:?}", e.trigger, e.until)))
+                .collect(),
+        )
+    }
+}
+
+/// Computes the table. Regions are ordered by `config.regions`, then by
+/// name. A region nothing has been heard from counts as fully healthy:
+/// traffic fails over only on a health signal, never on silence.
+pub fn compute(hosts: &[HostView<'_>], config: &RouterConfig) -> Table {
+    let total = hosts.len() as u32;
+    let healthy = hosts.iter().filter(|h| h.out.is_none()).count() as u32;
+    let ejected: Vec<Ejection> = hosts.iter().filter_map(|h| h.out.clone()).collect();
+    let mut regions: BTreeMap<&str, (LevelHosts, bool)> = BTreeMap::new();
+    for h in hosts {
+        let (l, heard) = regions.entry(h.region).or_insert((
+            LevelHosts {
+                healthy: 0,
+                total: 0,
+            },
+            false,
+        ));
+        l.total += 1;
+        l.healthy += u32::from(h.out.is_none());
+        *heard |= h.signal;
+    }
+    let mut order: Vec<&str> = regions.keys().copied().collect();
+    order.sort_by_key(|r| {
+        (
+            config
+                .regions
+                .iter()
+                .position(|c| c == r)
+                .unwrap_or(usize::MAX),
+            r.to_string(),
+        )
+    });
+    let levels: Vec<LevelHosts> = order
+        .iter()
+        .map(|r| {
+            let (l, heard) = regions[r];
+            if heard {
+                l
+            } else {
+                LevelHosts {
+                    healthy: l.total,
+                    total: l.total,
+                }
+            }
+        })
+        .collect();
+    let loads = priority_loads(&levels, config.overprovisioning, config.panic_threshold);
+    let pct_healthy = if total == 0 {
+        100.0
+    } else {
+        100.0 * f64::from(healthy) / f64::from(total)
+    };
+    let (strategy, weights, summary) = if loads.panic {
+        let shares = vec![1.0; hosts.len()];
+        let weights = hosts
+            .iter()
+            .zip(apportion(&shares))
+            .map(|(h, w)| RouteWeight {
+                level: RouteLevel::Instance,
+                target: h.id.to_owned(),
+                weight: w,
+            })
+            .collect();
+        (
+            RouteStrategy::Panic,
+            weights,
+            format!(
+                "panic: {healthy} of {total} hosts healthy ({pct_healthy:.0}% < {}%), traffic spreads over all hosts",
+                config.panic_threshold
+            ),
+        )
+    } else if order.len() > 1 {
+        let weights: Vec<RouteWeight> = order
+            .iter()
+            .zip(&loads.percent)
+            .map(|(r, &w)| RouteWeight {
+                level: RouteLevel::Region,
+                target: (*r).to_owned(),
+                weight: w,
+            })
+            .collect();
+        let primary = &levels[0];
+        let primary_pct = if primary.total == 0 {
+            0.0
+        } else {
+            100.0 * f64::from(primary.healthy) / f64::from(primary.total)
+        };
+        let summary = if loads.percent[0] >= 100 {
+            format!(
+                "{} {primary_pct:.0}% healthy x {} keeps all traffic",
+                order[0], config.overprovisioning
+            )
+        } else {
+            let spill: Vec<String> = weights[1..]
+                .iter()
+                .filter(|w| w.weight > 0)
+                .map(|w| format!("{}% to {}", w.weight, w.target))
+                .collect();
+            format!(
+                "{} {primary_pct:.0}% healthy x {} = {}% stays, {} fails over",
+                order[0],
+                config.overprovisioning,
+                loads.percent[0],
+                spill.join(", ")
+            )
+        };
+        (RouteStrategy::LocalityPriority, weights, summary)
+    } else {
+        (
+            RouteStrategy::Weighted,
+            Vec::new(),
+            format!("{healthy} of {total} hosts selectable"),
+        )
+    };
+    Table {
+        strategy,
+        weights,
+        ejected,
+        hosts: total,
+        healthy_hosts: healthy,
+        summary,
+    }
+}
