@@ -92,6 +92,25 @@ fn failed(r: &Request) -> Option<bool> {
     }
 }
 
+/// Takes a host's region and version from an observation; returns whether
+/// either changed.
+fn learn(h: &mut Host, region: Option<&String>, version: Option<&String>) -> bool {
+    let mut changed = false;
+    if let Some(r) = region {
+        if h.region.as_ref() != Some(r) {
+            h.region = Some(r.clone());
+            changed = true;
+        }
+    }
+    if let Some(v) = version {
+        if h.version.as_ref() != Some(v) {
+            h.version = Some(v.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
 fn view<'a>(id: &'a str, h: &'a Host) -> HostView<'a> {
     let out = if let Some(e) = &h.ejected {
         Some(Ejection {
@@ -181,12 +200,23 @@ impl RouterAgent {
         true
     }
 
-    fn outcome(&mut self, service: &str, id: &str, now: Timestamp, requests: u64, failures: u64) {
+    /// Tallies an outcome; returns whether the routing table or the timers
+    /// may have changed (a new host, a new analysis timer, an ejection).
+    fn outcome(
+        &mut self,
+        service: &str,
+        id: &str,
+        now: Timestamp,
+        requests: u64,
+        failures: u64,
+    ) -> bool {
         let interval = self.config.interval_ms;
         let threshold = u64::from(self.config.consecutive_5xx);
         let s = self.service(service);
+        let mut changed = false;
         if s.next_analysis.is_none() {
             s.next_analysis = Some(now.plus_millis(interval));
+            changed = true;
         }
         let h = s.hosts.entry(id.to_owned()).or_default();
         h.signal = true;
@@ -202,13 +232,22 @@ impl RouterAgent {
         let run = h.consecutive;
         if threshold > 0 && run >= threshold {
             let t = threshold as f64;
-            self.eject(
+            changed |= self.eject(
                 service,
                 id,
                 now,
                 (EjectionTrigger::Consecutive5xx, run as f64, t),
             );
         }
+        changed
+    }
+
+    /// Whether `id` is a host of `service` already.
+    fn knows(&self, service: &str, id: &str) -> bool {
+        self.state
+            .services
+            .get(service)
+            .is_some_and(|s| s.hosts.contains_key(id))
     }
 
     fn on_timer(&mut self, service: &str, now: Timestamp) {
@@ -271,8 +310,10 @@ impl RouterAgent {
             crate::events::decision::BreakerState::Open
                 | crate::events::decision::BreakerState::ForcedOpen
         );
-        self.host(service, id).breaker_open = open;
-        Some(service.to_owned())
+        let h = self.host(service, id);
+        let changed = h.breaker_open != open;
+        h.breaker_open = open;
+        changed.then(|| service.to_owned())
     }
 
     fn table(&self, service: &str) -> Table {
@@ -334,36 +375,38 @@ impl Agent for RouterAgent {
         let touched = match &record.data {
             Data::Request(r) => match (&r.instance, failed(r)) {
                 (Some(id), Some(f)) => {
+                    let new = !self.knows(subject, id);
                     let h = self.host(subject, id);
-                    h.region = r.region.clone().or(h.region.take());
-                    h.version = r.version.clone().or(h.version.take());
-                    self.outcome(subject, id, now, 1, u64::from(f));
-                    Some(subject.to_owned())
+                    let moved = learn(h, r.region.as_ref(), r.version.as_ref());
+                    let changed = self.outcome(subject, id, now, 1, u64::from(f));
+                    (new || moved || changed).then(|| subject.to_owned())
                 }
                 _ => None,
             },
             Data::Window(w) => match &w.instance {
                 Some(id) => {
+                    let new = !self.knows(subject, id);
                     let h = self.host(subject, id);
-                    h.region = w.region.clone().or(h.region.take());
-                    h.version = w.version.clone().or(h.version.take());
-                    self.outcome(subject, id, now, w.requests, w.errors);
-                    Some(subject.to_owned())
+                    let moved = learn(h, w.region.as_ref(), w.version.as_ref());
+                    let changed = self.outcome(subject, id, now, w.requests, w.errors);
+                    (new || moved || changed).then(|| subject.to_owned())
                 }
                 None => None,
             },
-            Data::Health(hl) => hl.instance.as_ref().map(|id| {
+            Data::Health(hl) => hl.instance.as_ref().and_then(|id| {
+                let new = !self.knows(subject, id);
                 let h = self.host(subject, id);
+                let moved = learn(h, hl.region.as_ref(), None);
+                let down = matches!(hl.status, HealthStatus::Unhealthy | HealthStatus::Offline);
+                let changed = new || moved || !h.signal || h.down != down;
                 h.signal = true;
-                h.region = hl.region.clone().or(h.region.take());
-                h.down = matches!(hl.status, HealthStatus::Unhealthy | HealthStatus::Offline);
-                subject.to_owned()
+                h.down = down;
+                changed.then(|| subject.to_owned())
             }),
             Data::Topology(t) => {
                 for i in &t.instances {
                     let h = self.host(subject, &i.id);
-                    h.region = i.region.clone().or(h.region.take());
-                    h.version = i.version.clone().or(h.version.take());
+                    learn(h, i.region.as_ref(), i.version.as_ref());
                 }
                 Some(subject.to_owned())
             }
