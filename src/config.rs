@@ -140,11 +140,6 @@ impl Config {
     /// A stable identifier of this policy: FNV-1a 64 of the source text, hex.
     /// Snapshots carry it so state built under another policy is not reused.
     pub fn hash(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.source_text.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", crate::fnv::fnv1a64(self.source_text.as_bytes()))
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod events;
+pub mod fnv;
 pub mod log;
 pub mod process;
 pub mod schema;

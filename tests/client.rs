@@ -131,6 +131,19 @@ fn weighted_shares_follow_weights() {
 }
 
 #[test]
+fn weights_too_long_to_precompute_still_share_exactly() {
+    // 40,000 + 30,001 has no common factor: a period of 70,001 picks, longer
+    // than the precomputed cycle, so every pick runs smooth WRR live.
+    let endpoints = vec![
+        Endpoint::new("a").weight(40_000),
+        Endpoint::new("b").weight(30_001),
+    ];
+    let mut c = client(Strategy::Weighted, endpoints);
+    let counts = shares(&mut c, 70_001, |_| None);
+    assert_eq!(counts, vec![40_000, 30_001]);
+}
+
+#[test]
 fn random_is_uniform_and_seeded() {
     let mut c = client(Strategy::Random, plain(10));
     let counts = shares(&mut c, PICKS, |_| None);
@@ -156,6 +169,9 @@ fn staircase(c: &mut Client, n: usize) -> Vec<Pick> {
         }
     }
     assert_eq!(per, (0..n).collect::<Vec<_>>(), "not enough load to shape");
+    for i in 0..n {
+        assert_eq!(c.in_flight(&format!("api-{i}")), Some(i as u32));
+    }
     kept
 }
 

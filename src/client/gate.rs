@@ -9,13 +9,11 @@
 //! decision.
 
 use crate::events::decision::{BreakerDecision, BreakerState};
-use crate::events::Timestamp;
 
 /// One breaker as a client sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gate {
     state: BreakerState,
-    open_until: Option<Timestamp>,
     permits: u32,
 }
 
@@ -23,7 +21,6 @@ impl Default for Gate {
     fn default() -> Self {
         Self {
             state: BreakerState::Closed,
-            open_until: None,
             permits: 0,
         }
     }
@@ -44,7 +41,6 @@ impl Gate {
     /// Follows a breaker decision.
     pub fn apply(&mut self, d: &BreakerDecision) {
         self.state = d.to;
-        self.open_until = d.open_until;
         self.permits = if d.to == BreakerState::HalfOpen {
             d.permitted_calls.unwrap_or(0)
         } else {
@@ -55,11 +51,6 @@ impl Gate {
     /// The breaker's state.
     pub fn state(&self) -> BreakerState {
         self.state
-    }
-
-    /// When the agent said the open state would end.
-    pub fn open_until(&self) -> Option<Timestamp> {
-        self.open_until
     }
 
     /// Whether a call would be admitted, without taking a probe.

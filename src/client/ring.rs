@@ -3,9 +3,9 @@
 //! Every endpoint owns [`VNODES`] points on a 64-bit ring; a key goes to the
 //! owner of the first point at or after its hash. When an endpoint leaves
 //! (ejected, breaker open) only the keys it owned move, to the next owners
-//! along the ring; everyone else's keys stay put. Hashes are FNV-1a with a
-//! SplitMix64 finaliser: stable across builds and platforms, which a
-//! consistent hash must be (std's hasher promises neither).
+//! along the ring; everyone else's keys stay put. Hashes are FNV-1a
+//! ([`crate::fnv`]) with a SplitMix64 finaliser: stable across builds and
+//! platforms, which a consistent hash must be.
 
 /// Points per endpoint: enough that 100 endpoints share the ring within a
 /// few percent of evenly.
@@ -13,12 +13,7 @@ pub const VNODES: usize = 160;
 
 /// A stable 64-bit hash of `bytes`.
 pub fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix(h)
+    mix(crate::fnv::fnv1a64(bytes))
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -107,7 +102,7 @@ mod tests {
 
     #[test]
     fn hash_is_stable() {
-        assert_eq!(hash(b""), mix(0xcbf2_9ce4_8422_2325));
+        assert_eq!(hash(b""), mix(crate::fnv::fnv1a64(b"")));
         assert_eq!(hash(b"a"), hash(b"a"));
         assert_ne!(hash(b"a"), hash(b"b"));
         assert!(Ring::default().pick(b"x", |_| true).is_none());

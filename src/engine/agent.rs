@@ -1,5 +1,8 @@
 //! The agent interface: a deterministic fold with timers and snapshots.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::events::{Data, Event, Timestamp};
 use crate::log::Seq;
 
@@ -44,4 +47,14 @@ pub trait Agent: Send {
 
     /// Replaces the state with a snapshot taken by [`Agent::snapshot`].
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// Encodes an agent's state for [`Agent::snapshot`] (msgpack, named fields).
+pub fn encode_state<T: Serialize>(state: &T, agent: &str) -> Vec<u8> {
+    rmp_serde::to_vec_named(state).unwrap_or_else(|e| panic!("{agent} state encodes: {e}"))
+}
+
+/// Decodes a state written by [`encode_state`] for [`Agent::restore`].
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8], agent: &str) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| format!("{agent} state does not decode: {e}"))
 }

@@ -16,7 +16,7 @@ use super::classify;
 use super::config::{BreakerConfig, Settings};
 use super::system::SystemView;
 use super::window::Tally;
-use crate::engine::{Agent, Proposal};
+use crate::engine::{decode_state, encode_state, Agent, Proposal};
 use crate::events::decision::{BreakerDecision, BreakerState, BreakerTrigger};
 use crate::events::observation::{Command, Scope};
 use crate::events::subject::SYSTEM_SUBJECT;
@@ -303,12 +303,11 @@ impl Agent for BreakerAgent {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(&self.state).expect("breaker state encodes")
+        encode_state(&self.state, NAME)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.state = rmp_serde::from_slice(bytes)
-            .map_err(|e| format!("breaker state does not decode: {e}"))?;
+        self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
 }

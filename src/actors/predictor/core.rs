@@ -25,7 +25,7 @@ use super::ensemble::{Assessment, Ensemble, SignalParams};
 use super::forecast::Forecaster;
 use super::signal::{failed, Bucket, Facet, Point};
 use super::tail::Direction;
-use crate::engine::{Agent, Proposal};
+use crate::engine::{decode_state, encode_state, Agent, Proposal};
 use crate::events::decision::{DetectorScore, Prediction, PredictionStatus, SignalKind};
 use crate::events::observation::Slo;
 use crate::events::{Data, Event, Timestamp};
@@ -456,12 +456,11 @@ impl Agent for PredictorAgent {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(&self.state).expect("predictor state encodes")
+        encode_state(&self.state, NAME)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.state = rmp_serde::from_slice(bytes)
-            .map_err(|e| format!("predictor state does not decode: {e}"))?;
+        self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
 }

@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::config::RouterConfig;
 use super::outlier::{self, Tally};
 use super::table::{self, HostView, Table};
-use crate::engine::{Agent, Proposal};
-use crate::events::decision::{BreakerDecision, Ejection, EjectionTrigger, RouteDecision};
+use crate::engine::{decode_state, encode_state, Agent, Proposal};
+use crate::events::decision::{
+    BreakerDecision, BreakerState, Ejection, EjectionTrigger, RouteDecision, RouteStrategy,
+};
 use crate::events::observation::{HealthStatus, Outcome, Request, Scope};
 use crate::events::{Data, Event, Timestamp};
 use crate::log::Seq;
@@ -40,7 +42,6 @@ struct Ejected {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Host {
     region: Option<String>,
-    version: Option<String>,
     signal: bool,
     down: bool,
     breaker_open: bool,
@@ -92,23 +93,15 @@ fn failed(r: &Request) -> Option<bool> {
     }
 }
 
-/// Takes a host's region and version from an observation; returns whether
-/// either changed.
-fn learn(h: &mut Host, region: Option<&String>, version: Option<&String>) -> bool {
-    let mut changed = false;
-    if let Some(r) = region {
-        if h.region.as_ref() != Some(r) {
+/// Takes a host's region from an observation; returns whether it changed.
+fn learn(h: &mut Host, region: Option<&String>) -> bool {
+    match region {
+        Some(r) if h.region.as_ref() != Some(r) => {
             h.region = Some(r.clone());
-            changed = true;
+            true
         }
+        _ => false,
     }
-    if let Some(v) = version {
-        if h.version.as_ref() != Some(v) {
-            h.version = Some(v.clone());
-            changed = true;
-        }
-    }
-    changed
 }
 
 fn view<'a>(id: &'a str, h: &'a Host) -> HostView<'a> {
@@ -296,7 +289,7 @@ impl RouterAgent {
             self.state.deadlines.remove(&(due, service.clone()));
             self.on_timer(&service, due);
             self.schedule(&service);
-            self.publish(&service, due, out);
+            self.publish(&service, out);
         }
     }
 
@@ -305,11 +298,8 @@ impl RouterAgent {
             return None;
         }
         let (service, id) = d.target.split_once('/')?;
-        let open = matches!(
-            d.to,
-            crate::events::decision::BreakerState::Open
-                | crate::events::decision::BreakerState::ForcedOpen
-        );
+        // Half-open is not out: the client admits its probes.
+        let open = matches!(d.to, BreakerState::Open | BreakerState::ForcedOpen);
         let h = self.host(service, id);
         let changed = h.breaker_open != open;
         h.breaker_open = open;
@@ -323,13 +313,12 @@ impl RouterAgent {
     }
 
     /// Emits the service's table if it changed materially.
-    fn publish(&mut self, service: &str, _now: Timestamp, out: &mut Vec<Proposal>) {
+    fn publish(&mut self, service: &str, out: &mut Vec<Proposal>) {
         let t = self.table(service);
         let key = rmp_serde::to_vec(&t.key()).expect("table key encodes");
         let s = self.service(service);
-        let initial = s.last.is_none()
-            && t.strategy == crate::events::decision::RouteStrategy::Weighted
-            && t.ejected.is_empty();
+        let initial =
+            s.last.is_none() && t.strategy == RouteStrategy::Weighted && t.ejected.is_empty();
         if s.last.as_ref() == Some(&key) || initial {
             s.last.get_or_insert(key);
             return;
@@ -377,7 +366,7 @@ impl Agent for RouterAgent {
                 (Some(id), Some(f)) => {
                     let new = !self.knows(subject, id);
                     let h = self.host(subject, id);
-                    let moved = learn(h, r.region.as_ref(), r.version.as_ref());
+                    let moved = learn(h, r.region.as_ref());
                     let changed = self.outcome(subject, id, now, 1, u64::from(f));
                     (new || moved || changed).then(|| subject.to_owned())
                 }
@@ -387,7 +376,7 @@ impl Agent for RouterAgent {
                 Some(id) => {
                     let new = !self.knows(subject, id);
                     let h = self.host(subject, id);
-                    let moved = learn(h, w.region.as_ref(), w.version.as_ref());
+                    let moved = learn(h, w.region.as_ref());
                     let changed = self.outcome(subject, id, now, w.requests, w.errors);
                     (new || moved || changed).then(|| subject.to_owned())
                 }
@@ -396,7 +385,7 @@ impl Agent for RouterAgent {
             Data::Health(hl) => hl.instance.as_ref().and_then(|id| {
                 let new = !self.knows(subject, id);
                 let h = self.host(subject, id);
-                let moved = learn(h, hl.region.as_ref(), None);
+                let moved = learn(h, hl.region.as_ref());
                 let down = matches!(hl.status, HealthStatus::Unhealthy | HealthStatus::Offline);
                 let changed = new || moved || !h.signal || h.down != down;
                 h.signal = true;
@@ -406,7 +395,7 @@ impl Agent for RouterAgent {
             Data::Topology(t) => {
                 for i in &t.instances {
                     let h = self.host(subject, &i.id);
-                    learn(h, i.region.as_ref(), i.version.as_ref());
+                    learn(h, i.region.as_ref());
                 }
                 Some(subject.to_owned())
             }
@@ -416,7 +405,7 @@ impl Agent for RouterAgent {
         if let Some(service) = touched {
             if self.state.services.contains_key(&service) {
                 self.schedule(&service);
-                self.publish(&service, now, out);
+                self.publish(&service, out);
             }
         }
     }
@@ -426,12 +415,11 @@ impl Agent for RouterAgent {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(&self.state).expect("router state encodes")
+        encode_state(&self.state, NAME)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.state = rmp_serde::from_slice(bytes)
-            .map_err(|e| format!("router state does not decode: {e}"))?;
+        self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use super::config::RouterConfig;
 use crate::client::locality::{apportion, priority_loads, LevelHosts};
-use crate::events::decision::{Ejection, RouteLevel, RouteStrategy, RouteWeight};
+use crate::events::decision::{Ejection, EjectionTrigger, RouteLevel, RouteStrategy, RouteWeight};
+use crate::events::Timestamp;
 
 /// What the table is computed from, per host.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +22,13 @@ pub struct HostView<'a> {
     /// Why it is out of selection, if it is.
     pub out: Option<Ejection>,
 }
+
+/// The material content of a table.
+pub type Key<'a> = (
+    RouteStrategy,
+    &'a [RouteWeight],
+    Vec<(&'a str, EjectionTrigger, Option<Timestamp>)>,
+);
 
 /// The routing table.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,13 +50,13 @@ pub struct Table {
 impl Table {
     /// What makes two tables materially different: strategy, shares, and
     /// which hosts are out, why and until when (not the numbers behind).
-    pub fn key(&self) -> (RouteStrategy, Vec<RouteWeight>, Vec<(String, String)>) {
+    pub fn key(&self) -> Key<'_> {
         (
             self.strategy,
-            self.weights.clone(),
+            &self.weights,
             self.ejected
                 .iter()
-                .map(|e| (e.instance.clone(), format!("{:?}@{:?}", e.trigger, e.until)))
+                .map(|e| (e.instance.as_str(), e.trigger, e.until))
                 .collect(),
         )
     }
