@@ -6,4 +6,5 @@
 
 pub mod breaker;
 pub mod predictor;
+pub mod rollback;
 pub mod router;

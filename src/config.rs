@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
 use crate::actors::predictor::config::{PredictorConfig, RawPredictor};
+use crate::actors::rollback::config::{RawRollback, RollbackConfig};
 use crate::actors::router::config::{RawRouter, RouterConfig};
 
 /// The validated configuration.
@@ -25,6 +26,8 @@ pub struct Config {
     pub predictor: PredictorConfig,
     /// Traffic weights, outlier ejection and failover.
     pub router: RouterConfig,
+    /// Deploy analysis, rollback strategies and their safety rules.
+    pub rollback: RollbackConfig,
     /// The text it was read from (empty for the built-in defaults).
     pub source_text: String,
 }
@@ -38,6 +41,8 @@ struct RawConfig {
     predictor: RawPredictor,
     #[serde(default)]
     router: RawRouter,
+    #[serde(default)]
+    rollback: RawRollback,
 }
 
 /// One problem in the file.
@@ -105,6 +110,7 @@ impl Config {
         let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
         let predictor = PredictorConfig::from_raw(&raw.predictor, &mut problems);
         let router = RouterConfig::from_raw(&raw.router, &mut problems);
+        let rollback = RollbackConfig::from_raw(&raw.rollback, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigError {
                 origin: origin.to_owned(),
@@ -115,6 +121,7 @@ impl Config {
             breaker,
             predictor,
             router,
+            rollback,
             source_text: text.to_owned(),
         })
     }

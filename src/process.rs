@@ -16,6 +16,7 @@ pub use msgpack_stream::frame_len;
 
 use crate::actors::breaker::BreakerAgent;
 use crate::actors::predictor::PredictorAgent;
+use crate::actors::rollback::RollbackAgent;
 use crate::actors::router::RouterAgent;
 use crate::config::Config;
 use crate::engine::{Agent, Engine};
@@ -64,6 +65,7 @@ pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
         Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
         Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
         Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
+        Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
     ]
 }
 

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::observation::Scope;
 use super::time::Timestamp;
 
+mod rollback;
+pub use rollback::{
+    MetricCheck, MetricVerdict, RollbackDecision, RollbackPhase, RollbackStrategy, Verdict,
+};
+
 /// States of a circuit breaker (resilience4j's, plus nothing else).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

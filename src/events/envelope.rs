@@ -12,7 +12,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::decision::{BreakerDecision, PendingDecision, Prediction, RouteDecision};
+use super::decision::{
+    BreakerDecision, PendingDecision, Prediction, RollbackDecision, RouteDecision,
+};
 use super::observation::{Actuation, Command, Deploy, Health, Request, Tick, Topology, Window};
 use super::time::Timestamp;
 
@@ -110,7 +112,7 @@ event_types! {
     Prediction(Prediction) = "faultline.prediction", true;
     Breaker(BreakerDecision) = "faultline.breaker", true;
     Route(RouteDecision) = "faultline.route", true;
-    Rollback(PendingDecision) = "faultline.rollback", true;
+    Rollback(RollbackDecision) = "faultline.rollback", true;
     Containment(PendingDecision) = "faultline.containment", true;
     Incident(PendingDecision) = "faultline.incident", true;
 }

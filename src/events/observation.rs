@@ -330,6 +330,9 @@ pub enum CommandAction {
     AbortRollback,
     /// Approve a rollback that needs approval.
     ApproveRollback,
+    /// Allow deploys of a frozen service again (after an emergency rollback
+    /// or a blocked irreversible migration), and clear the storm guard.
+    Unfreeze,
     /// Acknowledge an incident.
     Acknowledge,
     /// Resolve an incident.

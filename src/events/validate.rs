@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn decisions_are_not_inputs() {
         let mut e = event(r#"{"interval_ms":1000,"requests":5,"errors":1}"#);
-        e.data = Data::Rollback(Default::default());
+        e.data = Data::Incident(Default::default());
         assert_eq!(
             validate_input(&e).unwrap_err().reason(),
             "decision_as_input"
