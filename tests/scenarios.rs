@@ -6,8 +6,9 @@
 //! * `input.jsonl`: observations, one CloudEvent per line;
 //! * `expected.jsonl`: the decisions, one per line, in order. Each line is a
 //!   JSON object that must be a *subset* of the decision produced at that
-//!   position (nested objects compared key by key), and there must be exactly
-//!   as many decisions as lines.
+//!   position (nested objects compared key by key; arrays must have the same
+//!   length and each element is compared the same way), and there must be
+//!   exactly as many decisions as lines.
 //!
 //! A folder with `expected_errors.txt` instead is a configuration rejection:
 //! loading `config.toml` must fail, and every non-empty line of the file must
@@ -54,6 +55,11 @@ fn subset(want: &Value, got: &Value, path: &str) -> Result<(), String> {
             Some(gv) => subset(v, gv, &format!("{path}.{k}")),
             None => Err(format!("{path}.{k}: missing")),
         }),
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .try_for_each(|(i, (w, g))| subset(w, g, &format!("{path}[{i}]"))),
         (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Ok(()),
         _ if want == got => Ok(()),
         _ => Err(format!("{path}: expected {want}, got {got}")),

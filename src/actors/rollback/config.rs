@@ -288,10 +288,7 @@ impl RollbackConfig {
 
     /// The strategy preference for `service`.
     pub fn preference(&self, service: &str) -> Preference {
-        self.services
-            .get(service)
-            .copied()
-            .unwrap_or(self.strategy)
+        self.services.get(service).copied().unwrap_or(self.strategy)
     }
 
     /// Validates the raw section, adding every problem to `problems`.
@@ -307,7 +304,13 @@ impl RollbackConfig {
         }
         let metrics: Vec<MetricConfig> = METRICS
             .iter()
-            .map(|m| metric(m, &raw.metrics.get(*m).cloned().unwrap_or_default(), problems))
+            .map(|m| {
+                metric(
+                    m,
+                    &raw.metrics.get(*m).cloned().unwrap_or_default(),
+                    problems,
+                )
+            })
             .collect();
         let pass_score = percent(raw.pass_score, 75.0, &format!("{p}.pass_score"), problems);
         let marginal_score = percent(
@@ -348,7 +351,10 @@ impl RollbackConfig {
             .iter()
             .map(|(name, s)| {
                 let path = format!("{p}.service.{name}.strategy");
-                (name.clone(), preference(s.strategy.as_deref(), &path, problems))
+                (
+                    name.clone(),
+                    preference(s.strategy.as_deref(), &path, problems),
+                )
             })
             .collect();
         let s = |v: u64| v.saturating_mul(1000);
@@ -392,12 +398,7 @@ impl RollbackConfig {
                 &format!("{p}.ack_timeout_s"),
                 problems,
             )),
-            max_attempts: positive(
-                raw.max_attempts,
-                3,
-                &format!("{p}.max_attempts"),
-                problems,
-            ),
+            max_attempts: positive(raw.max_attempts, 3, &format!("{p}.max_attempts"), problems),
             emergency_error_rate: percent(
                 raw.emergency_error_rate,
                 50.0,

@@ -139,8 +139,7 @@ impl RollbackAgent {
     }
 
     fn fire_timers(&mut self, now: Timestamp, out: &mut Vec<Proposal>) {
-        while let Some((due, name)) = self.state.deadlines.first().cloned().filter(|d| d.0 <= now)
-        {
+        while let Some((due, name)) = self.state.deadlines.first().cloned().filter(|d| d.0 <= now) {
             self.state.deadlines.remove(&(due, name.clone()));
             self.on_timer(&name, due, out);
             self.schedule(&name);
@@ -151,7 +150,11 @@ impl RollbackAgent {
         let Some(s) = self.state.services.get(name) else {
             return;
         };
-        if s.rollback.as_ref().and_then(Rollback::due).is_some_and(|d| d <= now) {
+        if s.rollback
+            .as_ref()
+            .and_then(Rollback::due)
+            .is_some_and(|d| d <= now)
+        {
             self.rollback_timer(name, now, out);
         }
         let s = &self.state.services[name];
@@ -178,9 +181,7 @@ impl RollbackAgent {
         if let Some(d) = s.deploy.as_mut() {
             match version {
                 Some(v) if v == d.version => obs.add(&mut d.new),
-                Some(v) if d.previous.as_deref().is_none_or(|p| p == v) => {
-                    obs.add(&mut d.stable)
-                }
+                Some(v) if d.previous.as_deref().is_none_or(|p| p == v) => obs.add(&mut d.stable),
                 _ => {}
             }
         }
@@ -200,9 +201,11 @@ impl RollbackAgent {
     // ---- deploys -------------------------------------------------------
 
     fn deploy(&mut self, name: &str, now: Timestamp, e: &DeployEvent, out: &mut Vec<Proposal>) {
-        let same = self.state.services.get(name).is_some_and(|s| {
-            s.deploy.as_ref().is_some_and(|d| d.version == e.version)
-        });
+        let same = self
+            .state
+            .services
+            .get(name)
+            .is_some_and(|s| s.deploy.as_ref().is_some_and(|d| d.version == e.version));
         if matches!(e.phase, DeployPhase::Failed | DeployPhase::Aborted) {
             let s = self.svc(name);
             if same {
@@ -236,7 +239,13 @@ impl RollbackAgent {
         }
     }
 
-    fn start_deploy(&mut self, name: &str, now: Timestamp, e: &DeployEvent, out: &mut Vec<Proposal>) {
+    fn start_deploy(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        e: &DeployEvent,
+        out: &mut Vec<Proposal>,
+    ) {
         let interval = self.config.interval_ms;
         if let Some(r) = self.svc(name).rollback.take() {
             let mut d = self.blank(name, RollbackPhase::Aborted, &r.from);
@@ -310,7 +319,10 @@ impl RollbackAgent {
         let new = std::mem::take(&mut d.new);
         let stable = std::mem::take(&mut d.stable);
         let (base, against) = if stable.requests > 0 {
-            (Some(&stable), d.previous.clone().unwrap_or_else(|| "stable".into()))
+            (
+                Some(&stable),
+                d.previous.clone().unwrap_or_else(|| "stable".into()),
+            )
         } else if let Some(b) = &d.baseline {
             (Some(b), "pre-deploy".to_owned())
         } else {
@@ -418,9 +430,9 @@ impl RollbackAgent {
         let mut escalate = false;
         let mut silent_ms = 0;
         if j.requests == 0 {
-            let since = *d
-                .no_data_since
-                .get_or_insert(Timestamp::from_nanos(now.nanos() - c.interval_ms as i64 * 1_000_000));
+            let since = *d.no_data_since.get_or_insert(Timestamp::from_nanos(
+                now.nanos() - c.interval_ms as i64 * 1_000_000,
+            ));
             silent_ms = (now.millis_since(since)).max(0.0) as u64;
             if !d.escalated && silent_ms >= c.no_data_escalation_ms {
                 d.escalated = true;
@@ -489,7 +501,9 @@ impl RollbackAgent {
                 freeze: false,
             }
         } else if let Some(t) = s.quiet_until.filter(|t| *t > now) {
-            Gate::Hold(format!("stability period after the last rollback until {t}"))
+            Gate::Hold(format!(
+                "stability period after the last rollback until {t}"
+            ))
         } else {
             match Self::point(s, v) {
                 Some(to) => Gate::Start { to },
@@ -531,7 +545,14 @@ impl RollbackAgent {
 
     // ---- rollbacks -----------------------------------------------------
 
-    fn begin(&mut self, name: &str, now: Timestamp, j: &Judgement, to: String, out: &mut Vec<Proposal>) {
+    fn begin(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        j: &Judgement,
+        to: String,
+        out: &mut Vec<Proposal>,
+    ) {
         let c = Arc::clone(&self.config);
         let s = self.svc(name);
         let d = s.deploy.take().expect("deploy under analysis");
@@ -543,7 +564,11 @@ impl RollbackAgent {
             deploy: d.strategy,
             weight: d.weight.unwrap_or(100),
             regions: &d.regions,
-            error_rate: j.metrics.iter().find(|m| m.name == "error_rate").and_then(|m| m.observed),
+            error_rate: j
+                .metrics
+                .iter()
+                .find(|m| m.name == "error_rate")
+                .and_then(|m| m.observed),
             critical,
         };
         let strategy = plan::select(&ctx, c.preference(name), &c);
@@ -573,8 +598,11 @@ impl RollbackAgent {
         }
         match strategy {
             RollbackStrategy::DatabasePitr => {
-                let r = self.state.services[name].rollback.as_ref().expect("rollback");
-                let mut a = self.step_decision(name, r, RollbackPhase::ApprovalRequired, 0, 0);
+                let r = self.state.services[name]
+                    .rollback
+                    .as_ref()
+                    .expect("rollback");
+                let mut a = self.step_decision(name, r, RollbackPhase::ApprovalRequired, None, 0);
                 a.escalate = true;
                 a.reason = format!(
                     "rollback of {} to {} needs a point-in-time database restore to {}: waiting for approve_rollback ({why})",
@@ -585,7 +613,14 @@ impl RollbackAgent {
                 self.emit(name, a, out);
             }
             RollbackStrategy::Emergency => {
-                self.act(name, now, 0, 1, &format!("emergency: {why}; deploys frozen, escalating"), out);
+                self.act(
+                    name,
+                    now,
+                    0,
+                    1,
+                    &format!("emergency: {why}; deploys frozen, escalating"),
+                    out,
+                );
             }
             _ => self.act(name, now, 0, 1, &why, out),
         }
@@ -596,7 +631,7 @@ impl RollbackAgent {
         name: &str,
         r: &Rollback,
         phase: RollbackPhase,
-        step: usize,
+        step: Option<usize>,
         attempt: u32,
     ) -> RollbackDecision {
         let mut a = self.blank(name, phase, &r.from);
@@ -605,14 +640,14 @@ impl RollbackAgent {
         a.steps = r.steps.len() as u32;
         a.restore_to = r.restore_to;
         a.failures = r.failures;
-        if attempt > 0 {
-            let st = &r.steps[step];
-            a.step = step as u32 + 1;
-            a.attempt = attempt;
+        a.attempt = attempt;
+        if let Some(i) = step {
+            let st = &r.steps[i];
+            a.step = i as u32 + 1;
             a.canary_weight = st.weight;
             a.regions = st.regions.clone();
         }
-        if step == 0 && attempt <= 1 {
+        if step.unwrap_or(0) == 0 && attempt <= 1 {
             a.metrics = r.metrics.clone();
             a.score = r.score;
             a.requests = r.requests;
@@ -621,22 +656,38 @@ impl RollbackAgent {
     }
 
     /// Asks for step `step` (attempt `attempt`) and takes the lock until it is acknowledged.
-    fn act(&mut self, name: &str, now: Timestamp, step: usize, attempt: u32, why: &str, out: &mut Vec<Proposal>) {
+    fn act(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        step: usize,
+        attempt: u32,
+        why: &str,
+        out: &mut Vec<Proposal>,
+    ) {
         let c = Arc::clone(&self.config);
-        let r = self.state.services[name].rollback.as_ref().expect("rollback");
+        let r = self.state.services[name]
+            .rollback
+            .as_ref()
+            .expect("rollback");
         let phase = if step == 0 {
             RollbackPhase::Initiated
         } else {
             RollbackPhase::Step
         };
-        let mut a = self.step_decision(name, r, phase, step, attempt);
+        let mut a = self.step_decision(name, r, phase, Some(step), attempt);
         let st = &r.steps[step];
-        let what = match (st.weight, st.regions.first()) {
-            (_, Some(region)) => format!("{region} back to {}", r.to),
-            (Some(0), None) => format!("all traffic to {}", r.to),
-            (Some(w), None) => format!("{w}% left on {}", r.from),
-            (None, None) => format!("back to {}", r.to),
+        let restore = match r.restore_to {
+            Some(t) => format!("restore the database to {t}, then "),
+            None => String::new(),
         };
+        let what = restore
+            + &(match (st.weight, st.regions.first()) {
+                (_, Some(region)) => format!("{region} back to {}", r.to),
+                (Some(0), None) => format!("all traffic to {}", r.to),
+                (Some(w), None) => format!("{w}% left on {}", r.from),
+                (None, None) => format!("back to {}", r.to),
+            });
         a.escalate = r.strategy == RollbackStrategy::Emergency && step == 0 && attempt == 1;
         a.reason = format!(
             "rolling back {} to {} ({}): step {} of {}: {what}{}; {why}",
@@ -664,7 +715,10 @@ impl RollbackAgent {
 
     fn rollback_timer(&mut self, name: &str, now: Timestamp, out: &mut Vec<Proposal>) {
         let c = Arc::clone(&self.config);
-        let r = self.state.services[name].rollback.clone().expect("rollback");
+        let r = self.state.services[name]
+            .rollback
+            .clone()
+            .expect("rollback");
         match r.stage {
             Stage::AwaitingApproval => {}
             Stage::Acting {
@@ -696,14 +750,22 @@ impl RollbackAgent {
         }
     }
 
-    fn retry(&mut self, name: &str, now: Timestamp, step: usize, attempt: u32, why: &str, out: &mut Vec<Proposal>) {
+    fn retry(
+        &mut self,
+        name: &str,
+        now: Timestamp,
+        step: usize,
+        attempt: u32,
+        why: &str,
+        out: &mut Vec<Proposal>,
+    ) {
         if attempt < self.config.max_attempts {
             self.act(name, now, step, attempt + 1, why, out);
             return;
         }
         let r = self.svc(name).rollback.take().expect("rollback");
         self.svc(name).quiet_until = Some(now.plus_millis(self.config.stability_ms));
-        let mut a = self.step_decision(name, &r, RollbackPhase::Failed, step, attempt);
+        let mut a = self.step_decision(name, &r, RollbackPhase::Failed, Some(step), attempt);
         a.escalate = true;
         a.reason = format!(
             "rollback of {} to {} failed at step {} of {} after {attempt} attempts: {why}; escalating",
@@ -715,28 +777,45 @@ impl RollbackAgent {
         self.emit(name, a, out);
     }
 
-    fn actuation(&mut self, id: &str, status: ActuationStatus, now: Timestamp, out: &mut Vec<Proposal>) {
+    fn actuation(
+        &mut self,
+        id: &str,
+        status: ActuationStatus,
+        now: Timestamp,
+        out: &mut Vec<Proposal>,
+    ) {
         let c = Arc::clone(&self.config);
-        let found = self.state.services.iter().find_map(|(n, s)| match &s.rollback {
-            Some(Rollback {
-                stage:
-                    Stage::Acting {
-                        step,
-                        attempt,
-                        decision,
-                        ..
-                    },
-                ..
-            }) if decision == id => Some((n.clone(), *step, *attempt)),
-            _ => None,
-        });
+        let found = self
+            .state
+            .services
+            .iter()
+            .find_map(|(n, s)| match &s.rollback {
+                Some(Rollback {
+                    stage:
+                        Stage::Acting {
+                            step,
+                            attempt,
+                            decision,
+                            ..
+                        },
+                    ..
+                }) if decision == id => Some((n.clone(), *step, *attempt)),
+                _ => None,
+            });
         let Some((name, step, attempt)) = found else {
             return;
         };
         let r = self.svc(&name).rollback.as_mut().expect("rollback");
         r.stage = if status == ActuationStatus::Failed {
             if attempt >= c.max_attempts {
-                self.retry(&name, now, step, attempt, &format!("actuation of {id} failed"), out);
+                self.retry(
+                    &name,
+                    now,
+                    step,
+                    attempt,
+                    &format!("actuation of {id} failed"),
+                    out,
+                );
                 self.schedule(&name);
                 return;
             }
@@ -775,7 +854,10 @@ impl RollbackAgent {
         let j = judge(tally, None, &c);
         let err = &j.metrics[0];
         let ok = j.verdict != Verdict::Inconclusive && err.verdict != MetricVerdict::High;
-        let r = self.state.services[name].rollback.clone().expect("rollback");
+        let r = self.state.services[name]
+            .rollback
+            .clone()
+            .expect("rollback");
         let scope = match wave.and_then(|w| r.steps[w].regions.first()) {
             Some(region) => format!("{region} error rate"),
             None => "error rate".to_owned(),
@@ -788,7 +870,14 @@ impl RollbackAgent {
         );
         if ok {
             if let Some(w) = wave.filter(|w| w + 1 < r.steps.len()) {
-                self.act(name, now, w + 1, 1, &format!("wave validated: {numbers}"), out);
+                self.act(
+                    name,
+                    now,
+                    w + 1,
+                    1,
+                    &format!("wave validated: {numbers}"),
+                    out,
+                );
                 return;
             }
         }
@@ -812,8 +901,7 @@ impl RollbackAgent {
         s.previous = Some(r.from.clone());
         s.quiet_until = Some(now.plus_millis(c.stability_ms));
         let last = wave.unwrap_or(r.steps.len() - 1);
-        let mut a = self.step_decision(name, &r, phase, last, 0);
-        a.step = last as u32 + 1;
+        let mut a = self.step_decision(name, &r, phase, Some(last), 0);
         a.metrics = j.metrics.clone();
         a.requests = tally.requests;
         a.verdict = Some(match (ok, j.verdict) {
@@ -821,7 +909,6 @@ impl RollbackAgent {
             (false, Verdict::Inconclusive) => Verdict::Inconclusive,
             (false, _) => Verdict::Fail,
         });
-        a.canary_weight = r.steps[last].weight;
         a.reason = if ok {
             format!("rolled back {} to {}: {numbers}", r.from, r.to)
         } else {
@@ -854,17 +941,17 @@ impl RollbackAgent {
                 if let Some(r) = s.rollback.take() {
                     s.quiet_until = Some(now.plus_millis(c.stability_ms));
                     let step = match &r.stage {
-                        Stage::Acting { step, .. } | Stage::Waiting { step, .. } => *step,
-                        Stage::Validating { wave, .. } => wave.unwrap_or(r.steps.len() - 1),
-                        Stage::AwaitingApproval => 0,
+                        Stage::Acting { step, .. } | Stage::Waiting { step, .. } => Some(*step),
+                        Stage::Validating { wave, .. } => Some(wave.unwrap_or(r.steps.len() - 1)),
+                        Stage::AwaitingApproval => None,
                     };
                     let mut a = self.step_decision(&name, &r, RollbackPhase::Aborted, step, 0);
                     a.reason = format!("rollback of {} to {} aborted{by}", r.from, r.to);
                     self.emit(&name, a, out);
                 } else if let Some(d) = s.deploy.take() {
                     let mut a = self.blank(&name, RollbackPhase::Aborted, &d.version);
-                    a.to_version = Self::point(&self.state.services[&name], &d.version)
-                        .or(d.previous.clone());
+                    a.to_version =
+                        Self::point(&self.state.services[&name], &d.version).or(d.previous.clone());
                     a.failures = d.failures;
                     a.canary_weight = d.weight;
                     a.reason = format!(
@@ -908,10 +995,22 @@ impl Agent for RollbackAgent {
         let subject = record.subject.as_str();
         match &record.data {
             Data::Request(r) => {
-                self.observe(subject, record.time, Obs::Request(r), r.version.as_deref(), r.region.as_deref());
+                self.observe(
+                    subject,
+                    record.time,
+                    Obs::Request(r),
+                    r.version.as_deref(),
+                    r.region.as_deref(),
+                );
             }
             Data::Window(w) => {
-                self.observe(subject, record.time, Obs::Window(w), w.version.as_deref(), w.region.as_deref());
+                self.observe(
+                    subject,
+                    record.time,
+                    Obs::Window(w),
+                    w.version.as_deref(),
+                    w.region.as_deref(),
+                );
             }
             Data::Deploy(d) => {
                 self.deploy(subject, now, d, out);

@@ -205,7 +205,11 @@ pub fn judge(new: &Tally, base: Option<&Tally>, config: &RollbackConfig) -> Judg
                 ),
                 _ => String::new(),
             };
-            format!("{}{} {why}", c.name, if c.critical { " (critical)" } else { "" })
+            format!(
+                "{}{} {why}",
+                c.name,
+                if c.critical { " (critical)" } else { "" }
+            )
         })
         .collect();
     let critical = metrics.iter().any(|c| failing(c) && c.critical);

@@ -35,7 +35,11 @@ pub struct Context<'a> {
 }
 
 /// The strategy for `ctx` under `preference`.
-pub fn select(ctx: &Context<'_>, preference: Preference, config: &RollbackConfig) -> RollbackStrategy {
+pub fn select(
+    ctx: &Context<'_>,
+    preference: Preference,
+    config: &RollbackConfig,
+) -> RollbackStrategy {
     if let Preference::Fixed(s) = preference {
         return s;
     }
@@ -134,10 +138,22 @@ mod tests {
         let two = ["eu".to_owned(), "us".to_owned()];
         let auto = Preference::Auto;
         let pick = |x: &Context<'_>| select(x, auto, &c);
-        assert_eq!(pick(&ctx(DeployStrategy::Canary, 20, &[])), RollbackStrategy::CanaryReverse);
-        assert_eq!(pick(&ctx(DeployStrategy::Canary, 100, &[])), RollbackStrategy::Immediate);
-        assert_eq!(pick(&ctx(DeployStrategy::BlueGreen, 100, &[])), RollbackStrategy::BlueGreen);
-        assert_eq!(pick(&ctx(DeployStrategy::Rolling, 100, &two)), RollbackStrategy::Staged);
+        assert_eq!(
+            pick(&ctx(DeployStrategy::Canary, 20, &[])),
+            RollbackStrategy::CanaryReverse
+        );
+        assert_eq!(
+            pick(&ctx(DeployStrategy::Canary, 100, &[])),
+            RollbackStrategy::Immediate
+        );
+        assert_eq!(
+            pick(&ctx(DeployStrategy::BlueGreen, 100, &[])),
+            RollbackStrategy::BlueGreen
+        );
+        assert_eq!(
+            pick(&ctx(DeployStrategy::Rolling, 100, &two)),
+            RollbackStrategy::Staged
+        );
         let mut x = ctx(DeployStrategy::Rolling, 100, &[]);
         x.critical = false;
         assert_eq!(pick(&x), RollbackStrategy::Gradual);
@@ -157,7 +173,10 @@ mod tests {
             [Some(15), Some(5), Some(0)]
         );
         let x = ctx(DeployStrategy::Rolling, 100, &[]);
-        assert_eq!(w(steps(RollbackStrategy::Gradual, &x, &c)), [Some(50), Some(0)]);
+        assert_eq!(
+            w(steps(RollbackStrategy::Gradual, &x, &c)),
+            [Some(50), Some(0)]
+        );
         let x = ctx(DeployStrategy::Canary, 30, &[]);
         assert_eq!(w(steps(RollbackStrategy::Gradual, &x, &c)), [Some(0)]);
         assert_eq!(w(steps(RollbackStrategy::Immediate, &x, &c)), [Some(0)]);

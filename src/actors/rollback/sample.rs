@@ -175,7 +175,10 @@ mod tests {
             assert!(b >= last, "{v}");
             last = b;
             let back = value(b);
-            assert!((back - v).abs() <= 0.006 * (1.0 + v), "{v} came back as {back}");
+            assert!(
+                (back - v).abs() <= 0.006 * (1.0 + v),
+                "{v} came back as {back}"
+            );
         }
         assert_eq!(bucket(0.0), 0);
         assert_eq!(bucket(f64::NAN), 0);
