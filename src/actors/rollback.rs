@@ -7,6 +7,8 @@
 //! It decides; actuators (deploy tooling) carry the steps out and report
 //! with `faultline.actuation`, and the router follows the canary weights.
 
+mod action;
+mod analysis;
 pub mod config;
 pub mod core;
 pub mod judge;
