@@ -9,7 +9,9 @@
 //! the host spends back in service. Health checks (`faultline.health`) and
 //! open instance breakers (`faultline.breaker`) take hosts out for as long
 //! as they last. At most `max_ejection_percent` of hosts are ejected as
-//! outliers at once (one always may be).
+//! outliers at once (one always may be). Canary weights follow the rollback
+//! agent: each `faultline.rollback` with a `canary_weight` sets the version
+//! split (`from_version` gets that share, `to_version` the rest).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,10 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RouterConfig;
 use super::outlier::{self, Tally};
-use super::table::{self, HostView, Table};
+use super::table::{self, HostView, Split, Table};
 use crate::engine::{decode_state, encode_state, Agent, Proposal};
 use crate::events::decision::{
-    BreakerDecision, BreakerState, Ejection, EjectionTrigger, RouteDecision, RouteStrategy,
+    BreakerDecision, BreakerState, Ejection, EjectionTrigger, RollbackDecision, RouteDecision,
+    RouteStrategy,
 };
 use crate::events::observation::{HealthStatus, Outcome, Request, Scope};
 use crate::events::{Data, Event, Timestamp};
@@ -56,6 +59,8 @@ struct Host {
 struct Service {
     hosts: BTreeMap<String, Host>,
     next_analysis: Option<Timestamp>,
+    /// The version split the rollback agent decided, while one is in force.
+    split: Option<Split>,
     /// The material content of the last table emitted, encoded.
     last: Option<Vec<u8>>,
 }
@@ -306,10 +311,29 @@ impl RouterAgent {
         changed.then(|| service.to_owned())
     }
 
+    /// Follows the canary weight of a rollback decision: a weight strictly
+    /// between 0 and 100 splits versions; 0 or 100 ends the split. Only for
+    /// services whose hosts the router knows: it routes nothing else.
+    fn rollback(&mut self, service: &str, d: &RollbackDecision) -> Option<String> {
+        let w = d.canary_weight?;
+        let s = self.state.services.get_mut(service)?;
+        let split = match &d.to_version {
+            Some(to) if w > 0 && w < 100 => Some(Split {
+                canary: d.from_version.clone(),
+                stable: to.clone(),
+                weight: w,
+            }),
+            _ => None,
+        };
+        let changed = s.split != split;
+        s.split = split;
+        changed.then(|| service.to_owned())
+    }
+
     fn table(&self, service: &str) -> Table {
         let s = &self.state.services[service];
         let views: Vec<HostView<'_>> = s.hosts.iter().map(|(id, h)| view(id, h)).collect();
-        table::compute(&views, &self.config)
+        table::compute(&views, s.split.as_ref(), &self.config)
     }
 
     /// Emits the service's table if it changed materially.
@@ -400,6 +424,7 @@ impl Agent for RouterAgent {
                 Some(subject.to_owned())
             }
             Data::Breaker(d) => self.breaker(d),
+            Data::Rollback(d) => self.rollback(subject, d),
             _ => None,
         };
         if let Some(service) = touched {

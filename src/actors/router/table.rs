@@ -30,6 +30,17 @@ pub type Key<'a> = (
     Vec<(&'a str, EjectionTrigger, Option<Timestamp>)>,
 );
 
+/// A version split the rollback agent decided: `weight` percent on `canary`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Split {
+    /// The version under analysis or being rolled back.
+    pub canary: String,
+    /// The stable version.
+    pub stable: String,
+    /// Percent of traffic on `canary`, 1–99.
+    pub weight: u32,
+}
+
 /// The routing table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
@@ -63,9 +74,10 @@ impl Table {
 }
 
 /// Computes the table. Regions are ordered by `config.regions`, then by
-/// name. A region nothing has been heard from counts as fully healthy:
+/// name. A version split from the rollback agent adds version weights (and
+/// names the strategy `canary_split` unless panic or failover says more). A region nothing has been heard from counts as fully healthy:
 /// traffic fails over only on a health signal, never on silence.
-pub fn compute(hosts: &[HostView<'_>], config: &RouterConfig) -> Table {
+pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterConfig) -> Table {
     let total = hosts.len() as u32;
     let healthy = hosts.iter().filter(|h| h.out.is_none()).count() as u32;
     let ejected: Vec<Ejection> = hosts.iter().filter_map(|h| h.out.clone()).collect();
@@ -174,6 +186,34 @@ pub fn compute(hosts: &[HostView<'_>], config: &RouterConfig) -> Table {
             Vec::new(),
             format!("{healthy} of {total} hosts selectable"),
         )
+    };
+    let (strategy, weights, summary) = match split {
+        Some(c) => {
+            let mut weights = weights;
+            weights.push(RouteWeight {
+                level: RouteLevel::Version,
+                target: c.canary.clone(),
+                weight: c.weight,
+            });
+            weights.push(RouteWeight {
+                level: RouteLevel::Version,
+                target: c.stable.clone(),
+                weight: 100 - c.weight,
+            });
+            let strategy = match strategy {
+                RouteStrategy::Weighted => RouteStrategy::CanarySplit,
+                other => other,
+            };
+            let summary = format!(
+                "{summary}; versions {} {}% / {} {}% (rollback agent)",
+                c.canary,
+                c.weight,
+                c.stable,
+                100 - c.weight
+            );
+            (strategy, weights, summary)
+        }
+        None => (strategy, weights, summary),
     };
     Table {
         strategy,

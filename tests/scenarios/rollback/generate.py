@@ -42,8 +42,8 @@ def out_time(s):
 
 
 class Scenario:
-    def __init__(self, name, doc, config=""):
-        self.name, self.doc, self.config = name, doc, config
+    def __init__(self, name, doc, config="", folder=HERE):
+        self.name, self.doc, self.config, self.folder = name, doc, config, folder
         self.lines, self.n, self.expected = [], 0, []
 
     def event(self, kind, t, data, subject="api"):
@@ -116,7 +116,7 @@ class Scenario:
             e["data"]["decision_id"] = steps[-1]["id"]
 
     def write(self):
-        d = os.path.join(HERE, self.name)
+        d = os.path.join(self.folder, self.name)
         os.makedirs(d, exist_ok=True)
         config = os.path.join(d, "config.toml")
         with open(config, "w") as f:
@@ -499,6 +499,43 @@ s.deploy(0, "started", "v1", strategy="rolling")
 s.traffic(0, 36, "v1", errors=20)
 fails(s, [10, 20, 30], from_version="v1", to_version=None)
 s.expect(30, "blocked", from_version="v1", to_version=None, escalate=True, freeze=False)
+S.append(s)
+
+# ---- the router follows the rollback agent's canary weights ----------------
+
+s = Scenario("15_canary_weights_follow_rollback", "The router splits versions by the rollback agent's canary weight: 30 % on the canary while it is analysed, then 20, 10 as canary_reverse walks it down, and back to one version at 0 (the rollback decisions are in the output too).",
+             folder=os.path.join(HERE, "../router"))
+s.event("topology", 0, {"instances": [{"id": f"i{k}", "region": "eu"} for k in range(4)]})
+s.baseline()
+s.deploy(60, "started", "v2", "v1", strategy="canary", canary_weight=30)
+s.traffic(60, 126, "v1")
+s.traffic(60, 113, "v2", errors=20)
+s.ack(91)
+s.tick(101)
+s.ack(102)
+s.tick(112)
+s.ack(113)
+
+
+def route(t, canary=None):
+    weights = [] if canary is None else [
+        {"level": "version", "target": "v2", "weight": canary},
+        {"level": "version", "target": "v1", "weight": 100 - canary}]
+    s.expected.append({"time": out_time(t), "type": "faultline.route", "data": {
+        "strategy": "weighted" if canary is None else "canary_split", "weights": weights}})
+
+
+s.expect(70, "analysis", canary_weight=30)
+route(70, 30)
+s.expect(80, "analysis", canary_weight=30)
+s.expect(90, "analysis", canary_weight=30)
+s.expect(90, "initiated", canary_weight=20)
+route(90, 20)
+s.expect(101, "step", canary_weight=10)
+route(101, 10)
+s.expect(112, "step", canary_weight=0)
+route(112)
+s.expect(123, "succeeded", canary_weight=0)
 S.append(s)
 
 for s in S:

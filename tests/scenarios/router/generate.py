@@ -4,6 +4,9 @@
 expected.jsonl is written by hand from the rules (see each config's first
 comment line), never captured from the output. Run from anywhere:
 `python3 tests/scenarios/router/generate.py`.
+
+15_canary_weights_follow_rollback is written by ../rollback/generate.py: it
+acknowledges rollback steps, whose ids that script resolves.
 """
 import json
 import os
