@@ -25,7 +25,7 @@ mod agent;
 mod replay;
 mod snapshot;
 
-pub use agent::{decode_state, encode_state, Agent, Proposal};
+pub use agent::{decode_state, encode_state, slot, Agent, Proposal};
 pub use replay::Divergence;
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT};
 

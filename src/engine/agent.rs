@@ -58,3 +58,16 @@ pub fn encode_state<T: Serialize>(state: &T, agent: &str) -> Vec<u8> {
 pub fn decode_state<T: DeserializeOwned>(bytes: &[u8], agent: &str) -> Result<T, String> {
     rmp_serde::from_slice(bytes).map_err(|e| format!("{agent} state does not decode: {e}"))
 }
+
+/// The value under `key`, inserted as default first if absent. Unlike
+/// `entry(key.to_owned())` it allocates only when the key is new, which
+/// matters on the per-event path of every agent.
+pub fn slot<'a, V: Default>(
+    map: &'a mut std::collections::BTreeMap<String, V>,
+    key: &str,
+) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("just inserted")
+}

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::config::RollbackConfig;
 use super::sample::Tally;
 use super::state::{Rollback, RollbackMemory, Service, Stage};
-use crate::engine::{decode_state, encode_state, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, slot, Agent, Proposal};
 use crate::events::decision::{RollbackDecision, RollbackPhase};
 use crate::events::observation::{Request, Window};
 use crate::events::{Data, Event, Timestamp};
@@ -90,7 +90,7 @@ impl RollbackAgent {
     }
 
     pub(super) fn svc(&mut self, name: &str) -> &mut Service {
-        self.state.services.entry(name.to_owned()).or_default()
+        slot(&mut self.state.services, name)
     }
 
     /// A decision about `service` with the service's standing fields filled in.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::config::RouterConfig;
 use super::outlier::{self, Tally};
 use super::table::{self, HostView, Split, Table};
-use crate::engine::{decode_state, encode_state, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, slot, Agent, Proposal};
 use crate::events::decision::{
     BreakerDecision, BreakerState, Ejection, EjectionTrigger, RollbackDecision, RouteDecision,
     RouteStrategy,
@@ -145,14 +145,11 @@ fn view<'a>(id: &'a str, h: &'a Host) -> HostView<'a> {
 
 impl RouterAgent {
     fn service(&mut self, name: &str) -> &mut Service {
-        self.state.services.entry(name.to_owned()).or_default()
+        slot(&mut self.state.services, name)
     }
 
     fn host(&mut self, service: &str, id: &str) -> &mut Host {
-        self.service(service)
-            .hosts
-            .entry(id.to_owned())
-            .or_default()
+        slot(&mut self.service(service).hosts, id)
     }
 
     fn schedule(&mut self, service: &str) {
@@ -216,7 +213,7 @@ impl RouterAgent {
             s.next_analysis = Some(now.plus_millis(interval));
             changed = true;
         }
-        let h = s.hosts.entry(id.to_owned()).or_default();
+        let h = slot(&mut s.hosts, id);
         h.signal = true;
         h.requests += requests;
         h.failures += failures.min(requests);
