@@ -58,6 +58,22 @@ pub struct Request {
     pub latency_ms: Option<f64>,
 }
 
+impl Request {
+    /// Whether the call failed by the default rule: the publisher's
+    /// `outcome` if given, else status 0 (transport error) or 5xx. `None` for
+    /// calls that are not counted at all (`outcome: ignored`, or no status).
+    /// The breaker has its own configurable classification; the router and
+    /// the rollback agent use this one.
+    pub fn failed(&self) -> Option<bool> {
+        match self.outcome {
+            Some(Outcome::Ignored) => None,
+            Some(Outcome::Failure) => Some(true),
+            Some(Outcome::Success) => Some(false),
+            None => self.status.map(|s| s == 0 || s >= 500),
+        }
+    }
+}
+
 /// Latency summary of a window, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

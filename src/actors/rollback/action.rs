@@ -177,7 +177,7 @@ impl RollbackAgent {
             }
         );
         let id = self.emit(name, a, out);
-        let wait = c.ack_timeout_ms.saturating_mul(1 << (attempt - 1).min(16));
+        let wait = c.ack_wait_ms(attempt);
         let r = self.svc(name).rollback.as_mut().expect("rollback");
         r.stage = Stage::Acting {
             step,
@@ -203,7 +203,7 @@ impl RollbackAgent {
             } => {
                 let why = format!(
                     "no acknowledgement of {decision} within {}",
-                    secs(c.ack_timeout_ms.saturating_mul(1 << (attempt - 1).min(16)))
+                    secs(c.ack_wait_ms(attempt))
                 );
                 self.retry(name, now, step, attempt, &why, out);
             }
@@ -296,7 +296,7 @@ impl RollbackAgent {
             Stage::Waiting {
                 step,
                 attempt: attempt + 1,
-                due: now.plus_millis(c.ack_timeout_ms.saturating_mul(1 << (attempt - 1).min(16))),
+                due: now.plus_millis(c.ack_wait_ms(attempt)),
             }
         } else if r.strategy == RollbackStrategy::Staged || step + 1 == r.steps.len() {
             Stage::Validating {

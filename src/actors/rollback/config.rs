@@ -278,6 +278,13 @@ fn metric(name: &'static str, raw: &RawMetric, problems: &mut Problems) -> Metri
 }
 
 impl RollbackConfig {
+    /// How long attempt `attempt` (from 1) of a step waits for its
+    /// acknowledgement: the timeout, doubled for every retry.
+    pub fn ack_wait_ms(&self, attempt: u32) -> u64 {
+        self.ack_timeout_ms
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+    }
+
     /// The settings of metric `name` (one of [`METRICS`]).
     pub fn metric(&self, name: &str) -> &MetricConfig {
         self.metrics

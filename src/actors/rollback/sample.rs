@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::observation::{Outcome, Request, Window};
+use crate::events::observation::{Request, Window};
 
 const STEP: f64 = 0.009_950_330_853_168_083; // ln 1.01
 
@@ -105,19 +105,10 @@ pub struct Tally {
     pub latency_weighted: Hist,
 }
 
-fn failed(r: &Request) -> Option<bool> {
-    match r.outcome {
-        Some(Outcome::Ignored) => None,
-        Some(Outcome::Failure) => Some(true),
-        Some(Outcome::Success) => Some(false),
-        None => r.status.map(|s| s == 0 || s >= 500),
-    }
-}
-
 impl Tally {
     /// Counts one request; ignored outcomes are not counted.
     pub fn request(&mut self, r: &Request) {
-        let Some(f) = failed(r) else { return };
+        let Some(f) = r.failed() else { return };
         self.requests += 1;
         self.errors += u64::from(f);
         self.error_samples.add(if f { 100.0 } else { 0.0 }, 1);
@@ -166,6 +157,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::observation::Outcome;
 
     #[test]
     fn buckets_keep_order_and_are_one_percent_wide() {

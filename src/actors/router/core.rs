@@ -26,7 +26,7 @@ use crate::events::decision::{
     BreakerDecision, BreakerState, Ejection, EjectionTrigger, RollbackDecision, RouteDecision,
     RouteStrategy,
 };
-use crate::events::observation::{HealthStatus, Outcome, Request, Scope};
+use crate::events::observation::{HealthStatus, Scope};
 use crate::events::{Data, Event, Timestamp};
 use crate::log::Seq;
 
@@ -86,15 +86,6 @@ impl RouterAgent {
             config,
             state: RouterMemory::default(),
         }
-    }
-}
-
-fn failed(r: &Request) -> Option<bool> {
-    match r.outcome {
-        Some(Outcome::Ignored) => None,
-        Some(Outcome::Failure) => Some(true),
-        Some(Outcome::Success) => Some(false),
-        None => r.status.map(|s| s == 0 || s >= 500),
     }
 }
 
@@ -383,7 +374,7 @@ impl Agent for RouterAgent {
         self.fire_timers(now, out);
         let subject = record.subject.as_str();
         let touched = match &record.data {
-            Data::Request(r) => match (&r.instance, failed(r)) {
+            Data::Request(r) => match (&r.instance, r.failed()) {
                 (Some(id), Some(f)) => {
                     let new = !self.knows(subject, id);
                     let h = self.host(subject, id);
