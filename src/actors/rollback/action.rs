@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::core::{pct, secs, RollbackAgent, HOUR_MS};
+use super::core::{secs, RollbackAgent, HOUR_MS};
 use super::judge::{judge, Judgement};
 use super::plan::{self, Context};
 use super::sample::Tally;
@@ -25,6 +25,7 @@ impl RollbackAgent {
         now: Timestamp,
         j: &Judgement,
         to: String,
+        baseline: Option<Tally>,
         out: &mut Vec<Proposal>,
     ) {
         let c = Arc::clone(&self.config);
@@ -41,7 +42,7 @@ impl RollbackAgent {
             error_rate: j
                 .metrics
                 .iter()
-                .find(|m| m.name == "error_rate")
+                .find(|m| m.name == "error_rate" && !m.dry_run)
                 .and_then(|m| m.observed),
             critical,
         };
@@ -62,6 +63,8 @@ impl RollbackAgent {
             score: j.score,
             failures: d.failures,
             requests: j.requests,
+            baseline,
+            asked: Vec::new(),
         });
         let why = format!(
             "{} of budget {} analyses failed",
@@ -179,6 +182,10 @@ impl RollbackAgent {
         let id = self.emit(name, a, out);
         let wait = c.ack_wait_ms(attempt);
         let r = self.svc(name).rollback.as_mut().expect("rollback");
+        if attempt == 1 {
+            r.asked.clear();
+        }
+        r.asked.push(id.clone());
         r.stage = Stage::Acting {
             step,
             attempt,
@@ -219,8 +226,9 @@ impl RollbackAgent {
                 wave,
                 remaining,
                 tally,
+                judged,
                 ..
-            } => self.validate(name, now, wave, remaining, &tally, out),
+            } => self.validate(name, now, wave, remaining, judged, &tally, out),
         }
     }
 
@@ -272,8 +280,13 @@ impl RollbackAgent {
                             decision,
                             ..
                         },
+                    asked,
                     ..
-                }) if decision == id => Some((n.clone(), *step, *attempt)),
+                }) if decision == id
+                    || (status == ActuationStatus::Succeeded && asked.iter().any(|a| a == id)) =>
+                {
+                    Some((n.clone(), *step, *attempt))
+                }
                 _ => None,
             });
         let Some((name, step, attempt)) = found else {
@@ -304,6 +317,7 @@ impl RollbackAgent {
                 remaining: c.validate_intervals,
                 next: now.plus_millis(c.interval_ms),
                 tally: Tally::default(),
+                judged: 0,
             }
         } else {
             Stage::Waiting {
@@ -315,32 +329,65 @@ impl RollbackAgent {
         self.schedule(&name);
     }
 
+    /// One validation interval: the metrics that failed the analysis which
+    /// called for the rollback (the error rate when none did) must be back
+    /// within their limits and no longer significantly above the baseline.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn validate(
         &mut self,
         name: &str,
         now: Timestamp,
         wave: Option<usize>,
         remaining: u32,
+        judged: u32,
         tally: &Tally,
         out: &mut Vec<Proposal>,
     ) {
         let c = Arc::clone(&self.config);
-        let j = judge(tally, None, &c);
-        let err = &j.metrics[0];
-        let ok = j.verdict != Verdict::Inconclusive && err.verdict != MetricVerdict::High;
         let r = self.state.services[name]
             .rollback
             .clone()
             .expect("rollback");
+        let j = judge(tally, r.baseline.as_ref(), &c);
+        let mut watched: Vec<&str> = r
+            .metrics
+            .iter()
+            .filter(|m| m.verdict == MetricVerdict::High && !m.dry_run)
+            .map(|m| m.name.as_str())
+            .collect();
+        if watched.is_empty() {
+            watched.push("error_rate");
+        }
+        let conclusive = j.verdict != Verdict::Inconclusive;
+        let judged = judged + u32::from(conclusive);
+        let still: Vec<String> = j
+            .metrics
+            .iter()
+            .filter(|m| watched.contains(&m.name.as_str()))
+            .map(|m| {
+                let unit = if m.name == "error_rate" { "%" } else { " ms" };
+                format!(
+                    "{} {}{unit} (limit {}{unit}{})",
+                    m.name,
+                    m.observed.map_or("-".into(), |o| o.to_string()),
+                    m.limit,
+                    m.baseline
+                        .map_or(String::new(), |b| format!(", baseline {b}{unit}"))
+                )
+            })
+            .collect();
+        let ok = conclusive
+            && j.metrics
+                .iter()
+                .all(|m| !watched.contains(&m.name.as_str()) || m.verdict != MetricVerdict::High);
         let scope = match wave.and_then(|w| r.steps[w].regions.first()) {
-            Some(region) => format!("{region} error rate"),
-            None => "error rate".to_owned(),
+            Some(region) => format!("{region}: "),
+            None => String::new(),
         };
         let numbers = format!(
-            "{scope} {} over {} requests (limit {}%)",
-            pct(err.observed),
-            tally.requests,
-            err.limit
+            "{scope}{} over {} requests",
+            still.join(", "),
+            tally.requests
         );
         if ok {
             if let Some(w) = wave.filter(|w| w + 1 < r.steps.len()) {
@@ -364,33 +411,57 @@ impl RollbackAgent {
                 remaining: remaining - 1,
                 next: now.plus_millis(c.interval_ms),
                 tally: Tally::default(),
+                judged,
             };
             return;
+        } else if judged == 0 {
+            RollbackPhase::Inconclusive
         } else {
             RollbackPhase::Ineffective
         };
+        let last = wave.unwrap_or(r.steps.len() - 1);
+        let complete = last + 1 == r.steps.len();
         let s = self.svc(name);
         s.rollback = None;
-        s.current = Some(r.to.clone());
-        s.previous = Some(r.from.clone());
+        if complete {
+            s.current = Some(r.to.clone());
+            s.previous = Some(r.from.clone());
+        }
         s.quiet_until = Some(now.plus_millis(c.stability_ms));
-        let last = wave.unwrap_or(r.steps.len() - 1);
         let mut a = self.step_decision(name, &r, phase, Some(last), 0);
         a.metrics = j.metrics.clone();
         a.requests = tally.requests;
-        a.verdict = Some(match (ok, j.verdict) {
-            (true, _) => Verdict::Pass,
-            (false, Verdict::Inconclusive) => Verdict::Inconclusive,
-            (false, _) => Verdict::Fail,
+        a.score = j.score;
+        a.verdict = Some(match phase {
+            RollbackPhase::Succeeded => Verdict::Pass,
+            RollbackPhase::Inconclusive => Verdict::Inconclusive,
+            _ => Verdict::Fail,
         });
-        a.reason = if ok {
-            format!("rolled back {} to {}: {numbers}", r.from, r.to)
+        let left = if complete {
+            String::new()
         } else {
-            a.escalate = true;
-            format!(
-                "rolled back {} to {} but the {numbers} after {} intervals: the fault is not the deploy; escalating, no second rollback",
-                r.from, r.to, c.validate_intervals
-            )
+            let rest: Vec<&str> = r.steps[last + 1..]
+                .iter()
+                .flat_map(|st| st.regions.iter().map(String::as_str))
+                .collect();
+            format!(" ({} still on {})", rest.join(", "), r.from)
+        };
+        a.reason = match phase {
+            RollbackPhase::Succeeded => format!("rolled back {} to {}: {numbers}", r.from, r.to),
+            RollbackPhase::Inconclusive => {
+                a.escalate = true;
+                format!(
+                    "rolled back {} to {}{left} but no interval in {} had enough traffic to validate it; escalating",
+                    r.from, r.to, c.validate_intervals
+                )
+            }
+            _ => {
+                a.escalate = true;
+                format!(
+                    "rolled back {} to {}{left} but after {} intervals {numbers}: the fault is not the deploy; escalating, no second rollback",
+                    r.from, r.to, c.validate_intervals
+                )
+            }
         };
         self.emit(name, a, out);
     }
@@ -421,7 +492,9 @@ impl RollbackAgent {
                 if let Some(r) = s.rollback.take() {
                     s.quiet_until = Some(now.plus_millis(c.stability_ms));
                     let step = match &r.stage {
-                        Stage::Acting { step, .. } | Stage::Waiting { step, .. } => Some(*step),
+                        Stage::Acting { step, .. } => Some(*step),
+                        // Not asked for yet: report the last step carried out.
+                        Stage::Waiting { step, .. } => step.checked_sub(1),
                         Stage::Validating { wave, .. } => Some(wave.unwrap_or(r.steps.len() - 1)),
                         Stage::AwaitingApproval => None,
                     };

@@ -40,6 +40,19 @@ impl RollbackAgent {
             return;
         }
         if !same {
+            // Only a start opens a new analysis. Progress reports for a
+            // version already settled (being rolled back, current or
+            // known-good) are the deploy tooling carrying out our own steps.
+            let settled = self.state.services.get(name).is_some_and(|s| {
+                s.rollback.as_ref().is_some_and(|r| r.from == e.version)
+                    || s.current.as_deref() == Some(e.version.as_str())
+                    || s.known_good
+                        .as_ref()
+                        .is_some_and(|k| k.version == e.version)
+            });
+            if settled && e.phase != DeployPhase::Started {
+                return;
+            }
             self.start_deploy(name, now, e, out);
         }
         let s = self.svc(name);
@@ -72,7 +85,9 @@ impl RollbackAgent {
         out: &mut Vec<Proposal>,
     ) {
         let interval = self.config.interval_ms;
+        let stability = self.config.stability_ms;
         if let Some(r) = self.svc(name).rollback.take() {
+            self.svc(name).quiet_until = Some(now.plus_millis(stability));
             let mut d = self.blank(name, RollbackPhase::Aborted, &r.from);
             d.strategy = Some(r.strategy);
             d.to_version = Some(r.to.clone());
@@ -92,6 +107,7 @@ impl RollbackAgent {
             );
             self.emit(name, d, out);
         }
+        let (index, keep) = self.bucket(now);
         let s = self.svc(name);
         let previous = e
             .previous_version
@@ -112,7 +128,7 @@ impl RollbackAgent {
             next: now.plus_millis(interval),
             new: Tally::default(),
             stable: Tally::default(),
-            baseline: s.baseline(),
+            baseline: s.baseline(index, keep),
             failures: 0,
             last: None,
             last_bad: None,
@@ -120,12 +136,23 @@ impl RollbackAgent {
             healthy: Tally::default(),
             no_data_since: None,
             escalated: false,
-            manual: false,
         });
     }
 
     /// The rollback point for `version`: the last known-good version, else the previous one.
     pub(super) fn point(s: &Service, version: &str) -> Option<String> {
+        // A canary shares traffic with the version it replaces: that is
+        // where its traffic goes back to, whatever was known-good before.
+        let serving = s.deploy.as_ref().filter(|d| {
+            d.version == version
+                && d.strategy == Some(DeployStrategy::Canary)
+                && d.weight.unwrap_or(100) < 100
+        });
+        if let Some(p) = serving.and_then(|d| d.previous.clone()) {
+            if p != version {
+                return Some(p);
+            }
+        }
         s.known_good
             .as_ref()
             .map(|k| k.version.clone())
@@ -154,6 +181,7 @@ impl RollbackAgent {
             (None, "no baseline".to_owned())
         };
         let j = judge(&new, base, &c);
+        let compared = base.cloned();
         let version = d.version.clone();
         let head = format!("{version} vs {against}");
         match j.verdict {
@@ -234,7 +262,7 @@ impl RollbackAgent {
         }
         match gate {
             Some(Gate::Block { why, freeze }) => self.block(name, now, &j, &why, freeze, out),
-            Some(Gate::Start { to }) => self.begin(name, now, &j, to, out),
+            Some(Gate::Start { to }) => self.begin(name, now, &j, to, compared, out),
             Some(Gate::Hold(_)) | None => {}
         }
     }
@@ -306,11 +334,6 @@ impl RollbackAgent {
                     "{v} ran an irreversible migration: rolling back needs a person; deploys frozen"
                 ),
                 freeze: true,
-            }
-        } else if let Some(why) = &s.frozen {
-            Gate::Block {
-                why: format!("deploys of {name} are frozen ({why})"),
-                freeze: false,
             }
         } else if s.rolled_back.contains(v) {
             Gate::Block {

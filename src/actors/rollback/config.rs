@@ -248,6 +248,22 @@ fn positive<T: Copy + Default + PartialOrd + std::fmt::Display>(
     v
 }
 
+/// The longest duration any `_s` setting may have (30 days): longer ones
+/// are typos, and would overflow event-time arithmetic.
+const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A duration in seconds as milliseconds, checked against `min..=MAX_SECONDS`.
+fn seconds(v: Option<u64>, default: u64, min: u64, path: &str, problems: &mut Problems) -> u64 {
+    let v = v.unwrap_or(default);
+    if v < min || v > MAX_SECONDS {
+        problems.add(
+            path,
+            format!("{v} is outside {min}..={MAX_SECONDS} seconds"),
+        );
+    }
+    v.min(MAX_SECONDS).saturating_mul(1000)
+}
+
 fn metric(name: &'static str, raw: &RawMetric, problems: &mut Problems) -> MetricConfig {
     let p = format!("rollback.metrics.{name}");
     let (max, delta, ratio) = match name {
@@ -364,14 +380,11 @@ impl RollbackConfig {
                 )
             })
             .collect();
-        let s = |v: u64| v.saturating_mul(1000);
+        let secs = |v, d, min, key: &str, problems: &mut Problems| {
+            seconds(v, d, min, &format!("{p}.{key}"), problems)
+        };
         Self {
-            interval_ms: s(positive(
-                raw.interval_s,
-                60,
-                &format!("{p}.interval_s"),
-                problems,
-            )),
+            interval_ms: secs(raw.interval_s, 60, 1, "interval_s", problems),
             min_requests: raw.min_requests.unwrap_or(50),
             failure_budget: positive(
                 raw.failure_budget,
@@ -383,9 +396,15 @@ impl RollbackConfig {
             pass_score,
             marginal_score,
             alpha,
-            baseline_window_ms: s(raw.baseline_window_s.unwrap_or(600)),
-            bake_ms: s(raw.bake_time_s.unwrap_or(600)),
-            no_data_escalation_ms: s(raw.no_data_escalation_s.unwrap_or(600)),
+            baseline_window_ms: secs(raw.baseline_window_s, 600, 0, "baseline_window_s", problems),
+            bake_ms: secs(raw.bake_time_s, 600, 0, "bake_time_s", problems),
+            no_data_escalation_ms: secs(
+                raw.no_data_escalation_s,
+                600,
+                0,
+                "no_data_escalation_s",
+                problems,
+            ),
             validate_intervals: positive(
                 raw.validate_intervals,
                 3,
@@ -398,13 +417,14 @@ impl RollbackConfig {
                 &format!("{p}.max_rollbacks_per_hour"),
                 problems,
             ),
-            stability_ms: s(raw.stability_period_s.unwrap_or(300)),
-            ack_timeout_ms: s(positive(
-                raw.ack_timeout_s,
-                30,
-                &format!("{p}.ack_timeout_s"),
+            stability_ms: secs(
+                raw.stability_period_s,
+                300,
+                0,
+                "stability_period_s",
                 problems,
-            )),
+            ),
+            ack_timeout_ms: secs(raw.ack_timeout_s, 30, 1, "ack_timeout_s", problems),
             max_attempts: positive(raw.max_attempts, 3, &format!("{p}.max_attempts"), problems),
             emergency_error_rate: percent(
                 raw.emergency_error_rate,

@@ -74,10 +74,6 @@ pub(super) fn secs(ms: u64) -> String {
     format!("{} s", ms / 1000)
 }
 
-pub(super) fn pct(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{:.2}%", v))
-}
-
 impl RollbackAgent {
     /// A rollback agent with no services yet.
     pub fn new(config: Arc<RollbackConfig>) -> Self {
@@ -87,6 +83,15 @@ impl RollbackAgent {
             seq: 0,
             base: 0,
         }
+    }
+
+    /// The analysis-interval bucket of `time`, and how many buckets make
+    /// the pre-deploy baseline window.
+    pub(super) fn bucket(&self, time: Timestamp) -> (i64, usize) {
+        let c = &self.config;
+        let keep = c.baseline_window_ms.div_ceil(c.interval_ms).max(1) as usize;
+        let ms = time.nanos().div_euclid(1_000_000);
+        (ms.div_euclid(c.interval_ms as i64), keep)
     }
 
     pub(super) fn svc(&mut self, name: &str) -> &mut Service {
@@ -179,11 +184,13 @@ impl RollbackAgent {
         version: Option<&str>,
         region: Option<&str>,
     ) {
-        let c = Arc::clone(&self.config);
-        let keep = c.baseline_window_ms.div_ceil(c.interval_ms).max(1) as usize;
-        let index = time.nanos().div_euclid(c.interval_ms as i64 * 1_000_000);
+        let (index, keep) = self.bucket(time);
         let s = self.svc(name);
-        s.remember(index, keep, |t| obs.add(t));
+        // The service's own history is the baseline of its next deploy: only
+        // steady-state traffic goes in, never a deploy's or a rollback's.
+        if s.deploy.is_none() && s.rollback.is_none() {
+            s.remember(index, keep, |t| obs.add(t));
+        }
         if let Some(d) = s.deploy.as_mut() {
             match version {
                 Some(v) if v == d.version => obs.add(&mut d.new),

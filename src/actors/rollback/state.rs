@@ -69,8 +69,6 @@ pub struct Deploy {
     pub no_data_since: Option<Timestamp>,
     /// That run has been escalated.
     pub escalated: bool,
-    /// No automatic rollback for this deploy any more (aborted by an operator).
-    pub manual: bool,
 }
 
 /// Where a rollback stands.
@@ -110,6 +108,8 @@ pub enum Stage {
         next: Timestamp,
         /// Samples this interval.
         tally: Tally,
+        /// Intervals so far with enough traffic to judge.
+        judged: u32,
     },
 }
 
@@ -136,6 +136,11 @@ pub struct Rollback {
     pub failures: u32,
     /// Requests in that analysis.
     pub requests: u64,
+    /// What the new version was compared with; recovery is judged against it.
+    pub baseline: Option<Tally>,
+    /// Ids of every attempt at the current step: a late acknowledgement of
+    /// an earlier attempt still counts.
+    pub asked: Vec<String>,
 }
 
 impl Rollback {
@@ -203,10 +208,12 @@ impl Service {
         }
     }
 
-    /// The recent intervals merged; `None` when they hold no requests.
-    pub fn baseline(&self) -> Option<Tally> {
+    /// The recent intervals within `keep` buckets of bucket `index`, merged;
+    /// `None` when they hold no requests (history older than the window,
+    /// kept because no traffic came to push it out, does not count).
+    pub fn baseline(&self, index: i64, keep: usize) -> Option<Tally> {
         let mut t = Tally::default();
-        for (_, r) in &self.recent {
+        for (_, r) in self.recent.iter().filter(|(i, _)| *i > index - keep as i64) {
             t.merge(r);
         }
         (t.requests > 0).then_some(t)

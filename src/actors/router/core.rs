@@ -300,13 +300,21 @@ impl RouterAgent {
     }
 
     /// Follows the canary weight of a rollback decision: a weight strictly
-    /// between 0 and 100 splits versions; 0 or 100 ends the split. Only for
+    /// between 0 and 100 splits versions; 0 or 100 ends the split, and so
+    /// does a decision about another version. Only for
     /// services whose hosts the router knows: it routes nothing else.
     fn rollback(&mut self, service: &str, d: &RollbackDecision) -> Option<String> {
-        let w = d.canary_weight?;
         let s = self.state.services.get_mut(service)?;
-        let split = match &d.to_version {
-            Some(to) if w > 0 && w < 100 => Some(Split {
+        let split = match (d.canary_weight, &d.to_version) {
+            // No weight: the split stands while the decision is about the
+            // same canary (a staged step, an abort), and ends when another
+            // version is being analysed (a new deploy superseded it).
+            (None, _) => match &s.split {
+                Some(c) if c.canary == d.from_version => return None,
+                Some(_) => None,
+                None => return None,
+            },
+            (Some(w), Some(to)) if w > 0 && w < 100 => Some(Split {
                 canary: d.from_version.clone(),
                 stable: to.clone(),
                 weight: w,

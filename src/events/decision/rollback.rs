@@ -18,7 +18,8 @@ use crate::events::time::Timestamp;
 pub enum RollbackPhase {
     /// An analysis interval was judged (`verdict` pass, marginal or fail).
     Analysis,
-    /// An analysis interval could not be judged: no data or too few requests.
+    /// An analysis interval could not be judged (no data or too few
+    /// requests), or a finished rollback had no traffic to validate it.
     Inconclusive,
     /// A rollback started: the first step to carry out.
     Initiated,
@@ -26,7 +27,8 @@ pub enum RollbackPhase {
     Step,
     /// The rollback is complete and the error rate is back under its limit.
     Succeeded,
-    /// The rollback could not be carried out (no acknowledgement after every attempt).
+    /// The rollback could not be carried out: no acknowledgement, or the
+    /// actuator reported failure, after every attempt.
     Failed,
     /// The rollback was carried out but the error rate did not recover: the
     /// fault is not the deploy. Never followed by a second rollback.

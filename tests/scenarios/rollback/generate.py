@@ -86,7 +86,8 @@ class Scenario:
         self.event("command", t, {"action": action, **kw})
 
     def ack(self, t, status="succeeded"):
-        """Acknowledges the latest initiated/step decision (id resolved by a run)."""
+        """Acknowledges the latest initiated/step decision (id resolved by a
+        run; `?first` in a hand-made actuation names the first one instead)."""
         self.event("actuation", t, {"decision_id": "?", "status": status})
 
     def tick(self, t):
@@ -100,8 +101,9 @@ class Scenario:
 
     def resolve_acks(self, config_path):
         for i, e in enumerate(self.lines):
-            if e["type"] != "faultline.actuation" or e["data"]["decision_id"] != "?":
+            if e["type"] != "faultline.actuation" or not e["data"]["decision_id"].startswith("?"):
                 continue
+            pick = 0 if e["data"]["decision_id"] == "?first" else -1
             with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
                 for line in self.lines[:i + 1]:
                     f.write(json.dumps(line) + "\n")
@@ -113,7 +115,7 @@ class Scenario:
                      and d["data"]["phase"] in ("initiated", "step")]
             if not steps:
                 raise SystemExit(f"{self.name}: nothing to acknowledge at line {i + 1}")
-            e["data"]["decision_id"] = steps[-1]["id"]
+            e["data"]["decision_id"] = steps[pick]["id"]
 
     def write(self):
         d = os.path.join(self.folder, self.name)
@@ -499,6 +501,55 @@ s.deploy(0, "started", "v1", strategy="rolling")
 s.traffic(0, 36, "v1", errors=20)
 fails(s, [10, 20, 30], from_version="v1", to_version=None)
 s.expect(30, "blocked", from_version="v1", to_version=None, escalate=True, freeze=False)
+S.append(s)
+
+s = Scenario("31_deploy_progress_during_rollback_is_not_a_new_deploy", "Deploy tooling reporting the canary weight it sets while carrying out a canary reverse (progressed, v2 at 20 %) is our own step coming back: the rollback goes on, nothing is aborted or re-analysed.")
+s.baseline()
+s.deploy(60, "started", "v2", "v1", strategy="canary", canary_weight=30)
+s.traffic(60, 126, "v1")
+s.traffic(60, 113, "v2", errors=20)
+s.ack(91)
+s.deploy(92, "progressed", "v2", "v1", canary_weight=20)
+s.tick(101)
+s.ack(102)
+s.deploy(103, "progressed", "v2", "v1", canary_weight=10)
+s.tick(112)
+s.ack(113)
+fails(s, [70, 80, 90])
+s.expect(90, "initiated", strategy="canary_reverse", canary_weight=20)
+s.expect(101, "step", canary_weight=10)
+s.expect(112, "step", canary_weight=0)
+s.expect(123, "succeeded")
+S.append(s)
+
+s = Scenario("32_recovery_is_judged_against_the_baseline", "A rollback called for by the judge (3 % against v1's 0.2 %, under the 5 % limit) is validated the same way: still 3 % after it means the fault is elsewhere (ineffective), not a success because 3 % < 5 %.")
+bad_rolling(s, errors=3)
+s.ack(91)
+s.traffic(91, 130, "v1", errors=3)
+fails(s, [70, 80, 90])
+s.expect(90, "initiated", strategy="immediate")
+s.expect(121, "ineffective", escalate=True, verdict="fail",
+         metrics=[{"name": "error_rate", "observed": 3.0, "baseline": 0.2, "verdict": "high"}, {"name": "latency_p99", "verdict": "pass"}])
+S.append(s)
+
+s = Scenario("33_late_acknowledgement_of_an_earlier_attempt_counts", "The actuator acknowledges the first attempt after the retry went out: that is the step done, the rollback moves on to validation.")
+bad_rolling(s)
+s.tick(120)
+s.event("actuation", 121, {"decision_id": "?first", "status": "succeeded"})
+s.traffic(121, 134, "v1")
+fails(s, [70, 80, 90])
+s.expect(90, "initiated", attempt=1)
+s.expect(120, "initiated", attempt=2)
+s.expect(131, "succeeded")
+S.append(s)
+
+s = Scenario("34_no_traffic_after_a_rollback_is_not_success", "After the last step no traffic arrives for validate_intervals (3): the rollback is reported inconclusive and escalated, never assumed to have worked.")
+bad_rolling(s)
+s.ack(91)
+s.tick(130)
+fails(s, [70, 80, 90])
+s.expect(90, "initiated")
+s.expect(121, "inconclusive", verdict="inconclusive", escalate=True, requests=0)
 S.append(s)
 
 # ---- the router follows the rollback agent's canary weights ----------------
