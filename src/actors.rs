@@ -5,6 +5,7 @@
 //! (the ractor actor that feeds the core and publishes what it returns).
 
 pub mod breaker;
+pub mod guard;
 pub mod predictor;
 pub mod rollback;
 pub mod router;
