@@ -40,7 +40,12 @@ fn config() -> Config {
 
 /// Runs inputs through the engine into a memory log, as `process` does.
 fn record(inputs: Vec<Event>) -> MemoryLog {
-    let mut engine = process::engine(&config());
+    record_with(&config(), inputs)
+}
+
+/// [`record`] under another policy.
+fn record_with(config: &Config, inputs: Vec<Event>) -> MemoryLog {
+    let mut engine = process::engine(config);
     let mut log = MemoryLog::new();
     let mut batch = Vec::new();
     for e in inputs {
@@ -167,14 +172,7 @@ fn every_scenario_log_replays_and_restores_at_any_cut() {
                 .filter_map(|l| Codec::Json.decode(l.as_bytes()).ok())
                 .filter(|e| validate_input(e).is_ok())
                 .collect();
-            let mut engine = process::engine(&config);
-            let mut log = MemoryLog::new();
-            let mut batch = Vec::new();
-            for e in inputs {
-                batch.clear();
-                engine.ingest(e, &mut batch);
-                log.append(&batch).unwrap();
-            }
+            let log = record_with(&config, inputs);
             let records = numbered(&log);
             let mut full = process::engine(&config);
             assert_eq!(

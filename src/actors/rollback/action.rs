@@ -222,13 +222,7 @@ impl RollbackAgent {
                 };
                 self.act(name, now, step, attempt, &why, out);
             }
-            Stage::Validating {
-                wave,
-                remaining,
-                tally,
-                judged,
-                ..
-            } => self.validate(name, now, wave, remaining, judged, &tally, out),
+            Stage::Validating { .. } => self.validate(name, now, out),
         }
     }
 
@@ -332,22 +326,22 @@ impl RollbackAgent {
     /// One validation interval: the metrics that failed the analysis which
     /// called for the rollback (the error rate when none did) must be back
     /// within their limits and no longer significantly above the baseline.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn validate(
-        &mut self,
-        name: &str,
-        now: Timestamp,
-        wave: Option<usize>,
-        remaining: u32,
-        judged: u32,
-        tally: &Tally,
-        out: &mut Vec<Proposal>,
-    ) {
+    pub(super) fn validate(&mut self, name: &str, now: Timestamp, out: &mut Vec<Proposal>) {
         let c = Arc::clone(&self.config);
         let r = self.state.services[name]
             .rollback
             .clone()
             .expect("rollback");
+        let Stage::Validating {
+            wave,
+            remaining,
+            judged,
+            ref tally,
+            ..
+        } = r.stage
+        else {
+            unreachable!("validate runs in the validating stage")
+        };
         let j = judge(tally, r.baseline.as_ref(), &c);
         let mut watched: Vec<&str> = r
             .metrics
