@@ -10,9 +10,17 @@ use serde::{Deserialize, Serialize};
 use super::observation::Scope;
 use super::time::Timestamp;
 
+mod containment;
+mod incident;
 mod rollback;
+pub use containment::{Candidate, ContainmentAction, ContainmentDecision};
+pub use incident::{
+    Coordination, CoordinationStrategy, CoordinationVerdict, EscalationTrigger, IncidentDecision,
+    IncidentPhase, IncidentStatus, Severity, TimelineEntry,
+};
 pub use rollback::{
-    MetricCheck, MetricVerdict, RollbackDecision, RollbackPhase, RollbackStrategy, Verdict,
+    BlockCause, MetricCheck, MetricVerdict, RollbackDecision, RollbackPhase, RollbackStrategy,
+    Verdict,
 };
 
 /// States of a circuit breaker (resilience4j's, plus nothing else).
@@ -109,9 +117,6 @@ pub struct BreakerDecision {
     /// One human line.
     pub reason: String,
 }
-
-/// Fields of a decision type whose agent has not landed yet: any JSON object.
-pub type PendingDecision = serde_json::Map<String, serde_json::Value>;
 
 /// A service signal the predictor watches.
 #[derive(

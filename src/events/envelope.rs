@@ -13,7 +13,8 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::decision::{
-    BreakerDecision, PendingDecision, Prediction, RollbackDecision, RouteDecision,
+    BreakerDecision, ContainmentDecision, IncidentDecision, Prediction, RollbackDecision,
+    RouteDecision,
 };
 use super::observation::{Actuation, Command, Deploy, Health, Request, Tick, Topology, Window};
 use super::time::Timestamp;
@@ -113,8 +114,8 @@ event_types! {
     Breaker(BreakerDecision) = "faultline.breaker", true;
     Route(RouteDecision) = "faultline.route", true;
     Rollback(RollbackDecision) = "faultline.rollback", true;
-    Containment(PendingDecision) = "faultline.containment", true;
-    Incident(PendingDecision) = "faultline.incident", true;
+    Containment(ContainmentDecision) = "faultline.containment", true;
+    Incident(IncidentDecision) = "faultline.incident", true;
 }
 
 impl EventType {

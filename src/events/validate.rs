@@ -249,7 +249,14 @@ mod tests {
     #[test]
     fn decisions_are_not_inputs() {
         let mut e = event(r#"{"interval_ms":1000,"requests":5,"errors":1}"#);
-        e.data = Data::Incident(Default::default());
+        e.data = Data::Route(crate::events::decision::RouteDecision {
+            strategy: crate::events::decision::RouteStrategy::Weighted,
+            weights: Vec::new(),
+            ejected: Vec::new(),
+            hosts: 0,
+            healthy_hosts: 0,
+            reason: String::new(),
+        });
         assert_eq!(
             validate_input(&e).unwrap_err().reason(),
             "decision_as_input"

@@ -12,7 +12,7 @@ use super::judge::{judge, Judgement};
 use super::sample::Tally;
 use super::state::{Deploy, KnownGood, Service};
 use crate::engine::Proposal;
-use crate::events::decision::{RollbackPhase, Verdict};
+use crate::events::decision::{BlockCause, RollbackPhase, Verdict};
 use crate::events::observation::{Deploy as DeployEvent, DeployPhase, DeployStrategy};
 use crate::events::Timestamp;
 
@@ -101,6 +101,7 @@ impl RollbackAgent {
         if let Some(why) = self.state.services.get(name).and_then(|s| s.frozen.clone()) {
             let mut d = self.blank(name, RollbackPhase::Blocked, &e.version);
             d.escalate = true;
+            d.blocked_by = Some(BlockCause::Frozen);
             d.reason = format!(
                 "deploy of {} started while deploys of {name} are frozen ({why})",
                 e.version
@@ -261,7 +262,9 @@ impl RollbackAgent {
             s.deploy = None;
         }
         match gate {
-            Some(Gate::Block { why, freeze }) => self.block(name, now, &j, &why, freeze, out),
+            Some(Gate::Block { why, freeze, cause }) => {
+                self.block(name, now, &j, (&why, freeze, cause), out)
+            }
             Some(Gate::Start { to }) => self.begin(name, now, &j, to, compared, out),
             Some(Gate::Hold(_)) | None => {}
         }
@@ -334,11 +337,13 @@ impl RollbackAgent {
                     "{v} ran an irreversible migration: rolling back needs a person; deploys frozen"
                 ),
                 freeze: true,
+                cause: BlockCause::IrreversibleMigration,
             }
         } else if s.rolled_back.contains(v) {
             Gate::Block {
                 why: format!("{v} was already rolled back automatically once"),
                 freeze: false,
+                cause: BlockCause::AlreadyRolledBack,
             }
         } else if recent >= c.max_rollbacks_per_hour as usize {
             Gate::Block {
@@ -347,6 +352,7 @@ impl RollbackAgent {
                     c.max_rollbacks_per_hour
                 ),
                 freeze: false,
+                cause: BlockCause::StormGuard,
             }
         } else if let Some(t) = s.quiet_until.filter(|t| *t > now) {
             Gate::Hold(format!(
@@ -358,6 +364,7 @@ impl RollbackAgent {
                 None => Gate::Block {
                     why: format!("no rollback point: no known-good or previous version of {name}"),
                     freeze: false,
+                    cause: BlockCause::NoRollbackPoint,
                 },
             }
         }
@@ -368,8 +375,7 @@ impl RollbackAgent {
         name: &str,
         now: Timestamp,
         j: &Judgement,
-        why: &str,
-        freeze: bool,
+        (why, freeze, cause): (&str, bool, BlockCause),
         out: &mut Vec<Proposal>,
     ) {
         let s = self.svc(name);
@@ -387,6 +393,7 @@ impl RollbackAgent {
         b.requests = j.requests;
         b.failures = d.failures;
         b.escalate = true;
+        b.blocked_by = Some(cause);
         b.reason = format!("rollback of {} blocked: {why}; escalating", d.version);
         self.emit(name, b, out);
     }

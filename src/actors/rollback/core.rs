@@ -23,7 +23,7 @@ use super::config::RollbackConfig;
 use super::sample::Tally;
 use super::state::{Rollback, RollbackMemory, Service, Stage};
 use crate::engine::{decode_state, encode_state, slot, Agent, Proposal};
-use crate::events::decision::{RollbackDecision, RollbackPhase};
+use crate::events::decision::{BlockCause, RollbackDecision, RollbackPhase};
 use crate::events::observation::{Request, Window};
 use crate::events::{Data, Event, Timestamp};
 use crate::log::Seq;
@@ -49,7 +49,11 @@ pub(super) enum Gate {
     /// Wait: the stability period is not over.
     Hold(String),
     /// Never automatically: escalate (and maybe freeze).
-    Block { why: String, freeze: bool },
+    Block {
+        why: String,
+        freeze: bool,
+        cause: BlockCause,
+    },
     /// Roll back to `to`.
     Start { to: String },
 }
@@ -126,6 +130,7 @@ impl RollbackAgent {
             known_good: s.and_then(|s| s.known_good.as_ref().map(|k| k.version.clone())),
             escalate: false,
             freeze: s.is_some_and(|s| s.frozen.is_some()),
+            blocked_by: None,
             reason: String::new(),
         }
     }

@@ -78,6 +78,22 @@ impl RollbackStrategy {
     }
 }
 
+/// The safety rule that blocked a rollback (or a deploy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockCause {
+    /// The deploy ran a migration that cannot be undone.
+    IrreversibleMigration,
+    /// This version was already rolled back automatically once.
+    AlreadyRolledBack,
+    /// Too many automatic rollbacks of the service within the hour.
+    StormGuard,
+    /// No known-good or previous version to go back to.
+    NoRollbackPoint,
+    /// Deploys of the service are frozen.
+    Frozen,
+}
+
 /// The outcome of one analysis interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +193,9 @@ pub struct RollbackDecision {
     pub escalate: bool,
     /// Deploys of the service are frozen (until an `unfreeze` command).
     pub freeze: bool,
+    /// Which safety rule stopped it (for `blocked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<BlockCause>,
     /// One human line.
     pub reason: String,
 }
