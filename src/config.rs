@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
+use crate::actors::guard::config::{GuardConfig, RawGuard};
 use crate::actors::predictor::config::{PredictorConfig, RawPredictor};
 use crate::actors::rollback::config::{RawRollback, RollbackConfig};
 use crate::actors::router::config::{RawRouter, RouterConfig};
@@ -28,6 +29,8 @@ pub struct Config {
     pub router: RouterConfig,
     /// Deploy analysis, rollback strategies and their safety rules.
     pub rollback: RollbackConfig,
+    /// Dependency graph, root-cause ranking and containment.
+    pub guard: GuardConfig,
     /// The text it was read from (empty for the built-in defaults).
     pub source_text: String,
 }
@@ -43,6 +46,8 @@ struct RawConfig {
     router: RawRouter,
     #[serde(default)]
     rollback: RawRollback,
+    #[serde(default)]
+    guard: RawGuard,
 }
 
 /// One problem in the file.
@@ -96,6 +101,54 @@ impl Problems {
     }
 }
 
+/// `v` (or `default`), which must be a percentage; problems go to `problems`.
+pub fn percent(v: Option<f64>, default: f64, path: &str, problems: &mut Problems) -> f64 {
+    let v = v.unwrap_or(default);
+    if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
+        problems.add(path, format!("{v} is outside 0..=100 (a percentage)"));
+    }
+    v
+}
+
+/// `v` (or `default`), which must be finite and at least 0.
+pub fn non_negative(v: Option<f64>, default: f64, path: &str, problems: &mut Problems) -> f64 {
+    let v = v.unwrap_or(default);
+    if !(v.is_finite() && v >= 0.0) {
+        problems.add(path, format!("{v} must be a number at or above 0"));
+    }
+    v
+}
+
+/// `v` (or `default`), which must be greater than 0.
+pub fn positive<T: Copy + Default + PartialOrd + std::fmt::Display>(
+    v: Option<T>,
+    default: T,
+    path: &str,
+    problems: &mut Problems,
+) -> T {
+    let v = v.unwrap_or(default);
+    if v <= T::default() {
+        problems.add(path, format!("{v} must be greater than 0"));
+    }
+    v
+}
+
+/// The longest duration any `_s` setting may have (30 days): longer ones
+/// are typos, and would overflow event-time arithmetic.
+const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A duration in seconds as milliseconds, checked against `min..=MAX_SECONDS`.
+pub fn seconds(v: Option<u64>, default: u64, min: u64, path: &str, problems: &mut Problems) -> u64 {
+    let v = v.unwrap_or(default);
+    if v < min || v > MAX_SECONDS {
+        problems.add(
+            path,
+            format!("{v} is outside {min}..={MAX_SECONDS} seconds"),
+        );
+    }
+    v.min(MAX_SECONDS).saturating_mul(1000)
+}
+
 impl Config {
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -111,6 +164,7 @@ impl Config {
         let predictor = PredictorConfig::from_raw(&raw.predictor, &mut problems);
         let router = RouterConfig::from_raw(&raw.router, &mut problems);
         let rollback = RollbackConfig::from_raw(&raw.rollback, &mut problems);
+        let guard = GuardConfig::from_raw(&raw.guard, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigError {
                 origin: origin.to_owned(),
@@ -122,6 +176,7 @@ impl Config {
             predictor,
             router,
             rollback,
+            guard,
             source_text: text.to_owned(),
         })
     }

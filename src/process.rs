@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub use msgpack_stream::frame_len;
 
 use crate::actors::breaker::BreakerAgent;
+use crate::actors::guard::GuardAgent;
 use crate::actors::predictor::PredictorAgent;
 use crate::actors::rollback::RollbackAgent;
 use crate::actors::router::RouterAgent;
@@ -66,6 +67,7 @@ pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
         Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
         Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
         Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
+        Box::new(GuardAgent::new(Arc::new(config.guard.clone()))),
     ]
 }
 

@@ -38,6 +38,12 @@ pub struct Edge {
     pub latency_ms: Option<f64>,
     /// When traffic was last seen on it.
     pub last_seen: Option<Timestamp>,
+    /// Calls in the guard's open interval.
+    #[serde(default)]
+    pub window_calls: u64,
+    /// Failed calls in the guard's open interval.
+    #[serde(default)]
+    pub window_failures: u64,
 }
 
 impl Edge {
@@ -88,16 +94,14 @@ impl Graph {
         failures: u64,
         latency_ms: Option<f64>,
     ) {
-        if !self.services.contains(caller) {
-            self.services.insert(caller.to_owned());
-        }
-        if !self.services.contains(callee) {
-            self.services.insert(callee.to_owned());
-        }
+        self.add_service(caller);
+        self.add_service(callee);
         let key = (caller.to_owned(), callee.to_owned());
         let e = self.edges.entry(key).or_default();
         e.calls += calls;
         e.failures += failures.min(calls);
+        e.window_calls += calls;
+        e.window_failures += failures.min(calls);
         if let Some(l) = latency_ms.filter(|l| l.is_finite() && *l >= 0.0) {
             e.latency_ms = Some(match e.latency_ms {
                 Some(m) => m + LATENCY_ALPHA * (l - m),
@@ -121,6 +125,21 @@ impl Graph {
             }
             !stale || e.declared
         });
+    }
+
+    /// Starts a new interval: every edge's window counts back to zero.
+    pub fn reset_windows(&mut self) {
+        for e in self.edges.values_mut() {
+            e.window_calls = 0;
+            e.window_failures = 0;
+        }
+    }
+
+    /// Tier and revenue need a service to exist before it is seen in traffic.
+    pub fn add_service(&mut self, service: &str) {
+        if !self.services.contains(service) {
+            self.services.insert(service.to_owned());
+        }
     }
 
     /// The edge caller→callee.

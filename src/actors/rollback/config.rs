@@ -44,7 +44,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::Problems;
+use crate::config::{non_negative, percent, positive, seconds, Problems};
 use crate::events::decision::RollbackStrategy;
 
 /// How failed analyses are counted against the budget.
@@ -217,51 +217,6 @@ fn preference(v: Option<&str>, path: &str, problems: &mut Problems) -> Preferenc
             }
         },
     }
-}
-
-fn percent(v: Option<f64>, default: f64, path: &str, problems: &mut Problems) -> f64 {
-    let v = v.unwrap_or(default);
-    if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
-        problems.add(path, format!("{v} is outside 0..=100 (a percentage)"));
-    }
-    v
-}
-
-fn non_negative(v: Option<f64>, default: f64, path: &str, problems: &mut Problems) -> f64 {
-    let v = v.unwrap_or(default);
-    if !(v.is_finite() && v >= 0.0) {
-        problems.add(path, format!("{v} must be a number at or above 0"));
-    }
-    v
-}
-
-fn positive<T: Copy + Default + PartialOrd + std::fmt::Display>(
-    v: Option<T>,
-    default: T,
-    path: &str,
-    problems: &mut Problems,
-) -> T {
-    let v = v.unwrap_or(default);
-    if v <= T::default() {
-        problems.add(path, format!("{v} must be greater than 0"));
-    }
-    v
-}
-
-/// The longest duration any `_s` setting may have (30 days): longer ones
-/// are typos, and would overflow event-time arithmetic.
-const MAX_SECONDS: u64 = 30 * 24 * 3600;
-
-/// A duration in seconds as milliseconds, checked against `min..=MAX_SECONDS`.
-fn seconds(v: Option<u64>, default: u64, min: u64, path: &str, problems: &mut Problems) -> u64 {
-    let v = v.unwrap_or(default);
-    if v < min || v > MAX_SECONDS {
-        problems.add(
-            path,
-            format!("{v} is outside {min}..={MAX_SECONDS} seconds"),
-        );
-    }
-    v.min(MAX_SECONDS).saturating_mul(1000)
 }
 
 fn metric(name: &'static str, raw: &RawMetric, problems: &mut Problems) -> MetricConfig {

@@ -25,7 +25,7 @@
 use serde::Deserialize;
 
 use crate::client::locality::{OVERPROVISIONING, PANIC_THRESHOLD};
-use crate::config::Problems;
+use crate::config::{percent, Problems};
 
 /// `[router]` as written.
 #[derive(Deserialize, Default)]
@@ -85,14 +85,6 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self::from_raw(&RawRouter::default(), &mut Problems::default())
     }
-}
-
-fn percent(v: Option<f64>, default: f64, path: &str, problems: &mut Problems) -> f64 {
-    let v = v.unwrap_or(default);
-    if !(v.is_finite() && (0.0..=100.0).contains(&v)) {
-        problems.add(path, format!("{v} is outside 0..=100 (a percentage)"));
-    }
-    v
 }
 
 impl RouterConfig {
