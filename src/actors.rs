@@ -6,6 +6,7 @@
 
 pub mod breaker;
 pub mod guard;
+pub mod hub;
 pub mod predictor;
 pub mod rollback;
 pub mod router;

@@ -14,13 +14,20 @@ use serde::Deserialize;
 
 use crate::actors::breaker::config::{BreakerConfig, RawBreaker};
 use crate::actors::guard::config::{GuardConfig, RawGuard};
+use crate::actors::hub::config::{HubConfig, RawHub};
 use crate::actors::predictor::config::{PredictorConfig, RawPredictor};
 use crate::actors::rollback::config::{RawRollback, RollbackConfig};
 use crate::actors::router::config::{RawRouter, RouterConfig};
 
+/// Every agent, in the order the engine runs them.
+pub const AGENTS: [&str; 6] = ["predictor", "breaker", "router", "rollback", "guard", "hub"];
+
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Config {
+    /// The agents that run (top-level `agents`, default all of [`AGENTS`]),
+    /// in engine order whatever order the file lists them in.
+    pub agents: Vec<&'static str>,
     /// Circuit breakers.
     pub breaker: BreakerConfig,
     /// Anomaly detection and breach forecasting.
@@ -31,6 +38,8 @@ pub struct Config {
     pub rollback: RollbackConfig,
     /// Dependency graph, root-cause ranking and containment.
     pub guard: GuardConfig,
+    /// Incidents, coordination and escalation.
+    pub hub: HubConfig,
     /// The text it was read from (empty for the built-in defaults).
     pub source_text: String,
 }
@@ -38,6 +47,7 @@ pub struct Config {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    agents: Option<Vec<String>>,
     #[serde(default)]
     breaker: RawBreaker,
     #[serde(default)]
@@ -48,6 +58,8 @@ struct RawConfig {
     rollback: RawRollback,
     #[serde(default)]
     guard: RawGuard,
+    #[serde(default)]
+    hub: RawHub,
 }
 
 /// One problem in the file.
@@ -160,11 +172,31 @@ impl Config {
             }],
         })?;
         let mut problems = Problems::default();
+        let agents = match &raw.agents {
+            None => AGENTS.to_vec(),
+            Some(names) => {
+                for (i, n) in names.iter().enumerate() {
+                    if !AGENTS.contains(&n.as_str()) {
+                        problems.add(
+                            "agents",
+                            format!("{n:?} is not an agent (one of {AGENTS:?})"),
+                        );
+                    } else if names[..i].contains(n) {
+                        problems.add("agents", format!("{n:?} is listed twice"));
+                    }
+                }
+                AGENTS
+                    .into_iter()
+                    .filter(|a| names.iter().any(|n| n == a))
+                    .collect()
+            }
+        };
         let breaker = BreakerConfig::from_raw(&raw.breaker, &mut problems);
         let predictor = PredictorConfig::from_raw(&raw.predictor, &mut problems);
         let router = RouterConfig::from_raw(&raw.router, &mut problems);
         let rollback = RollbackConfig::from_raw(&raw.rollback, &mut problems);
         let guard = GuardConfig::from_raw(&raw.guard, &mut problems);
+        let hub = HubConfig::from_raw(&raw.hub, &mut problems);
         if !problems.0.is_empty() {
             return Err(ConfigError {
                 origin: origin.to_owned(),
@@ -172,11 +204,13 @@ impl Config {
             });
         }
         Ok(Self {
+            agents,
             breaker,
             predictor,
             router,
             rollback,
             guard,
+            hub,
             source_text: text.to_owned(),
         })
     }

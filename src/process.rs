@@ -16,6 +16,7 @@ pub use msgpack_stream::frame_len;
 
 use crate::actors::breaker::BreakerAgent;
 use crate::actors::guard::GuardAgent;
+use crate::actors::hub::HubAgent;
 use crate::actors::predictor::PredictorAgent;
 use crate::actors::rollback::RollbackAgent;
 use crate::actors::router::RouterAgent;
@@ -60,18 +61,26 @@ pub enum ProcessError {
     },
 }
 
-/// The agents this build has, in the fixed order, for `config`.
+/// The agents `config` enables, in the fixed order.
 pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
-    vec![
-        Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
-        Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
-        Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
-        Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
-        Box::new(GuardAgent::new(Arc::new(config.guard.clone()))),
-    ]
+    config
+        .agents
+        .iter()
+        .map(|name| -> Box<dyn Agent> {
+            match *name {
+                "predictor" => Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
+                "breaker" => Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
+                "router" => Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
+                "rollback" => Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
+                "guard" => Box::new(GuardAgent::new(Arc::new(config.guard.clone()))),
+                "hub" => Box::new(HubAgent::new(Arc::new(config.hub.clone()))),
+                other => unreachable!("config validated agent {other}"),
+            }
+        })
+        .collect()
 }
 
-/// An engine with every agent for `config`.
+/// An engine with the agents `config` enables.
 pub fn engine(config: &Config) -> Engine {
     Engine::new(agents(config), config.hash())
 }

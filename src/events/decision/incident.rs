@@ -102,6 +102,18 @@ pub enum CoordinationStrategy {
     Adaptive,
 }
 
+impl CoordinationStrategy {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parallel => "parallel",
+            Self::Sequential => "sequential",
+            Self::Priority => "priority",
+            Self::Adaptive => "adaptive",
+        }
+    }
+}
+
 /// The hub's say on one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -114,6 +126,18 @@ pub enum CoordinationVerdict {
     Release,
     /// A held action is dropped: what it answered has been dealt with.
     Cancel,
+}
+
+impl CoordinationVerdict {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proceed => "proceed",
+            Self::Hold => "hold",
+            Self::Release => "release",
+            Self::Cancel => "cancel",
+        }
+    }
 }
 
 /// A coordination outcome.

@@ -23,7 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../../.."))
 BIN = os.path.join(ROOT, "target/debug/faultline")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-BASE = """[breaker]
+BASE = """agents = ["predictor", "breaker", "router", "rollback"]
+[breaker]
 scopes = ["system"]
 [rollback]
 interval_s = 10

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+AGENTS = 'agents = ["predictor", "breaker", "router", "rollback"]\n'
 QUIET = """[breaker]
 scopes = ["system"]
 """
@@ -56,7 +57,7 @@ class Scenario:
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "config.toml"), "w") as f:
             quiet = "" if "[breaker]" in self.config else QUIET
-            f.write(f"# {self.doc}\n{quiet}{self.config}")
+            f.write(f"# {self.doc}\n{AGENTS}{quiet}{self.config}")
         with open(os.path.join(d, "input.jsonl"), "w") as f:
             for line in self.lines:
                 if line["data"] is None:
