@@ -156,7 +156,7 @@ fn a_snapshot_from_another_policy_is_refused() {
 fn every_scenario_log_replays_and_restores_at_any_cut() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
     let mut checked = 0;
-    for agent in ["rollback", "router", "breaker"] {
+    for agent in ["rollback", "router", "breaker", "guard", "hub"] {
         let mut dirs: Vec<_> = std::fs::read_dir(root.join(agent))
             .unwrap()
             .map(|d| d.unwrap().path())

@@ -7,6 +7,7 @@
 //! group_window_s = 300           # a related decision this soon after an incident's last one joins it
 //! stability_s = 300              # every signal healthy this long: resolved
 //! interval_s = 10                # traffic interval for the failing fraction behind impact
+//! healthy_error_rate = 5.0       # percent; an involved service failing more keeps the incident open
 //! high_risk = 0.8                # breach risk of a prediction that opens an incident
 //! impact_high = 100.0            # revenue at risk per minute for `high` ...
 //! impact_critical = 1000.0       # ... and for `critical`
@@ -16,7 +17,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{non_negative, positive, seconds, Problems};
+use crate::config::{non_negative, percent, positive, seconds, Problems};
 use crate::events::decision::CoordinationStrategy;
 
 /// Agents whose actions the hub coordinates.
@@ -32,6 +33,7 @@ pub struct RawHub {
     pub group_window_s: Option<u64>,
     pub stability_s: Option<u64>,
     pub interval_s: Option<u64>,
+    pub healthy_error_rate: Option<f64>,
     pub high_risk: Option<f64>,
     pub impact_high: Option<f64>,
     pub impact_critical: Option<f64>,
@@ -52,6 +54,8 @@ pub struct HubConfig {
     pub stability_ms: u64,
     /// Traffic interval, ms.
     pub interval_ms: u64,
+    /// Error rate (percent) under which an involved service counts as healthy.
+    pub healthy_error_rate: f64,
     /// Breach risk that opens an incident.
     pub high_risk: f64,
     /// Revenue per minute for `high`.
@@ -118,6 +122,12 @@ impl HubConfig {
             group_window_ms: seconds(raw.group_window_s, 300, 1, &p("group_window_s"), problems),
             stability_ms: seconds(raw.stability_s, 300, 0, &p("stability_s"), problems),
             interval_ms: seconds(raw.interval_s, 10, 1, &p("interval_s"), problems),
+            healthy_error_rate: percent(
+                raw.healthy_error_rate,
+                5.0,
+                &p("healthy_error_rate"),
+                problems,
+            ),
             high_risk,
             impact_high,
             impact_critical,

@@ -406,11 +406,22 @@ impl HubAgent {
         }
     }
 
-    /// Mitigated once nothing is unhealthy; resolution waits for the stability period.
+    /// Whether every service of the incident fails less than
+    /// `healthy_error_rate` of its traffic (by the last closed interval).
+    fn traffic_ok(&self, i: &Incident) -> bool {
+        let limit = self.config.healthy_error_rate / 100.0;
+        i.services
+            .iter()
+            .all(|s| self.state.services.get(s).is_none_or(|x| x.failing < limit))
+    }
+
+    /// Mitigated once no signal is unhealthy and the traffic of every
+    /// involved service is healthy; resolution waits for the stability period.
     fn settle(&mut self, id: &str, now: Timestamp, out: &mut Vec<Proposal>) {
         let stability = self.config.stability_ms;
+        let ok = self.traffic_ok(&self.state.incidents[id]);
         let i = self.state.incidents.get_mut(id).expect("incident");
-        if i.status != IncidentStatus::Open || i.unhealthy() > 0 {
+        if i.status != IncidentStatus::Open || i.unhealthy() > 0 || !ok {
             return;
         }
         i.status = IncidentStatus::Mitigated;
@@ -513,7 +524,9 @@ impl HubAgent {
         self.state.clock = Some(now);
     }
 
-    fn close(&mut self, end: Timestamp) {
+    /// Closes the traffic interval ending at `end`: new failing fractions,
+    /// loss accounted, and severity read again (impact may have grown).
+    fn close(&mut self, end: Timestamp, out: &mut Vec<Proposal>) {
         for s in self.state.services.values_mut() {
             s.failing = if s.calls > 0 {
                 s.failures as f64 / s.calls as f64
@@ -523,9 +536,37 @@ impl HubAgent {
             s.calls = 0;
             s.failures = 0;
         }
-        let info = &self.state.services;
-        for i in self.state.incidents.values_mut() {
-            i.account(end, impact(&i.services, info));
+        let ids: Vec<String> = self.state.incidents.keys().cloned().collect();
+        for id in ids {
+            let info = &self.state.services;
+            let i = self.state.incidents.get_mut(&id).expect("incident");
+            let value = impact(&i.services, info);
+            i.account(end, value);
+            let before = i.severity;
+            i.severity = i
+                .severity
+                .max(severity(&self.config, &i.services, info, value));
+            let ok = self.traffic_ok(&self.state.incidents[&id]);
+            let i = self.state.incidents.get_mut(&id).expect("incident");
+            if i.status == IncidentStatus::Mitigated && !ok {
+                i.status = IncidentStatus::Open;
+                i.resolve_at = None;
+                let reason = "traffic of an involved service is failing again".to_owned();
+                self.emit(&id, IncidentPhase::Updated, reason, out);
+            }
+            let i = &self.state.incidents[&id];
+            if i.severity > before {
+                let reason = format!(
+                    "severity {} -> {}: {:.2}/min at risk over {} service(s)",
+                    before.as_str(),
+                    i.severity.as_str(),
+                    value,
+                    i.services.len()
+                );
+                self.emit(&id, IncidentPhase::Updated, reason, out);
+                self.escalate_critical(&id, out);
+            }
+            self.settle(&id, end, out);
         }
     }
 
@@ -578,17 +619,17 @@ impl Agent for HubAgent {
 
     fn apply(&mut self, seq: Seq, record: &Event, out: &mut Vec<Proposal>) {
         let now = self.state.clock.map_or(record.time, |c| c.max(record.time));
-        self.fire_timers(now, out);
         let interval = self.config.interval_ms as i64;
         let index = now.nanos().div_euclid(1_000_000).div_euclid(interval);
         match self.state.interval {
             Some(open) if index > open => {
-                self.close(Timestamp::from_millis((open + 1) * interval));
+                self.close(Timestamp::from_millis((open + 1) * interval), out);
                 self.state.interval = Some(index);
             }
             None => self.state.interval = Some(index),
             _ => {}
         }
+        self.fire_timers(now, out);
         let subject = record.subject.as_str();
         let reading = match &record.data {
             Data::Request(r) => {

@@ -5,8 +5,10 @@
 //! `prediction:<service>:<signal>` until it clears, `rollback:<service>`
 //! while a rollback runs, `blocked:<service>` until a later analysis passes,
 //! `containment:<root>` and `storm:<edge>` until lifted. An incident is
-//! `mitigated` when none of its signals is unhealthy, and `resolved` after
-//! the stability period passes with none coming back.
+//! `mitigated` when none of its signals is unhealthy *and* every involved
+//! service fails less than `healthy_error_rate` of its traffic (an
+//! ineffective rollback ends the rollback signal, not the failure), and
+//! `resolved` after the stability period passes with neither coming back.
 //!
 //! **Severity** is the highest of three readings, and never falls during
 //! an incident (a page should not flap):
