@@ -13,11 +13,13 @@
 //!
 //! **Containment** ([`core`]) is a set of decisions others enforce, one
 //! episode per root cause, only ever raised until it is lifted:
-//! `shed` low-priority callers while the root cause is slow but not
-//! failing; `open_edges` from its suffering dependents once it fails
-//! `open_edges_error_rate` of its calls (well below the 50 % at which their
-//! own breakers trip by default, so they fail fast before they queue);
-//! `isolate` it once it fails `isolate_error_rate` or its breaker opens.
+//! `shed` low-priority callers while the root cause is degraded and no
+//! caller fails yet; `open_edges` from its suffering dependents (anomalous
+//! while the root cause fails `open_edges_error_rate` of its calls or they
+//! do themselves, e.g. timing out on it; or whose calls into it fail that
+//! much), well below the 50 % at which their own breakers trip by default,
+//! so they fail fast before they queue; `isolate` it once it fails
+//! `isolate_error_rate` or its breaker opens.
 //! Retry storms ([`storm`]) get a retry budget on their edge. Everything is
 //! lifted only after `lift_after` healthy points of the root cause itself:
 //! its dependents recovering (which the open edges cause) is not recovery.

@@ -214,47 +214,49 @@ impl GuardAgent {
         let g = &self.state.graph;
         let s = self.state.services.get(root)?;
         let callers: Vec<&str> = g.callers(root).filter(|x| *x != root).collect();
+        let failing = |x: &str| {
+            self.state
+                .services
+                .get(x)
+                .is_some_and(|s| s.error_rate() >= c.open_edges_error_rate)
+        };
+        // A caller suffers when it is anomalous while failing calls are in
+        // play (the root cause's, or its own, e.g. timeouts on a slow root
+        // cause), or when its calls into the root cause fail.
+        let root_failing = s.error_rate() >= c.open_edges_error_rate;
+        let suffering: BTreeSet<String> = callers
+            .iter()
+            .copied()
+            .filter(|x| {
+                (suspects.contains_key(*x) && (root_failing || failing(x)))
+                    || g.edge(x, root).is_some_and(|e| {
+                        e.window_calls > 0
+                            && 100.0 * e.window_failures as f64 / e.window_calls as f64
+                                >= c.open_edges_error_rate
+                    })
+            })
+            .map(|x| edge_name(x, root))
+            .collect();
+        let low = |x: &&str| {
+            self.state
+                .services
+                .get(*x)
+                .and_then(|s| s.tier)
+                .is_some_and(|t| c.shed_tiers.contains(&t))
+        };
         let (action, edges): (_, BTreeSet<String>) =
             if s.error_rate() >= c.isolate_error_rate || s.breaker_open {
-                (
-                    ContainmentAction::Isolate,
-                    callers.iter().map(|x| edge_name(x, root)).collect(),
-                )
-            } else if s.error_rate() >= c.open_edges_error_rate {
-                let suffering = |x: &&str| {
-                    suspects.contains_key(*x)
-                        || g.edge(x, root).is_some_and(|e| {
-                            e.window_calls > 0
-                                && 100.0 * e.window_failures as f64 / e.window_calls as f64
-                                    >= c.open_edges_error_rate
-                        })
-                };
-                (
-                    ContainmentAction::OpenEdges,
-                    callers
-                        .iter()
-                        .copied()
-                        .filter(suffering)
-                        .map(|x| edge_name(x, root))
-                        .collect(),
-                )
+                let all = callers.iter().map(|x| edge_name(x, root)).collect();
+                (ContainmentAction::Isolate, all)
+            } else if !suffering.is_empty() {
+                (ContainmentAction::OpenEdges, suffering)
             } else {
-                let low = |x: &&str| {
-                    self.state
-                        .services
-                        .get(*x)
-                        .and_then(|s| s.tier)
-                        .is_some_and(|t| c.shed_tiers.contains(&t))
-                };
-                (
-                    ContainmentAction::Shed,
-                    callers
-                        .iter()
-                        .copied()
-                        .filter(low)
-                        .map(|x| edge_name(x, root))
-                        .collect(),
-                )
+                let shed = callers
+                    .iter()
+                    .copied()
+                    .filter(low)
+                    .map(|x| edge_name(x, root));
+                (ContainmentAction::Shed, shed.collect())
             };
         (!edges.is_empty()).then_some((action, edges))
     }
