@@ -125,8 +125,8 @@ fn generate(seed: u64) -> Case {
     let mut queue = VecDeque::from([root]);
     while let Some(d) = queue.pop_front() {
         let (delay, err, lat) = effect[&d];
-        for c in 0..n {
-            if callees[c].contains(&d) && !effect.contains_key(&c) {
+        for (c, called) in callees.iter().enumerate() {
+            if called.contains(&d) && !effect.contains_key(&c) {
                 let calls = 1 + below(&mut rng, 3) as i32;
                 let surfaced = uniform(&mut rng, 0.3, 1.0);
                 let timeouts = if lat >= 3.0 {
