@@ -145,6 +145,23 @@ pub fn positive<T: Copy + Default + PartialOrd + std::fmt::Display>(
     v
 }
 
+/// `v` (or `default`), which must lie in [0, 1], or (0, 1] when `open_low`.
+pub fn fraction(
+    v: Option<f64>,
+    default: f64,
+    path: &str,
+    open_low: bool,
+    problems: &mut Problems,
+) -> f64 {
+    let v = v.unwrap_or(default);
+    let ok = v.is_finite() && v <= 1.0 && if open_low { v > 0.0 } else { v >= 0.0 };
+    if !ok {
+        let range = if open_low { "(0, 1]" } else { "[0, 1]" };
+        problems.add(path, format!("{v} is outside {range}"));
+    }
+    v
+}
+
 /// The longest duration any `_s` setting may have (30 days): longer ones
 /// are typos, and would overflow event-time arithmetic.
 const MAX_SECONDS: u64 = 30 * 24 * 3600;

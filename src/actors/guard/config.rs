@@ -27,7 +27,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{non_negative, percent, positive, seconds, Problems};
+use crate::config::{fraction, non_negative, percent, positive, seconds, Problems};
 use crate::events::observation::Tier;
 
 /// `[guard]` as written.
@@ -118,13 +118,13 @@ impl GuardConfig {
             problems,
         );
         let min_anomalous = positive(raw.min_anomalous, 2, &p("min_anomalous"), problems);
-        let min_confidence = raw.min_confidence.unwrap_or(0.5);
-        if !(min_confidence.is_finite() && (0.0..=1.0).contains(&min_confidence)) {
-            problems.add(
-                p("min_confidence"),
-                format!("{min_confidence} is outside 0..=1"),
-            );
-        }
+        let min_confidence = fraction(
+            raw.min_confidence,
+            0.5,
+            &p("min_confidence"),
+            false,
+            problems,
+        );
         let open = percent(
             raw.open_edges_error_rate,
             10.0,
@@ -199,7 +199,7 @@ mod tests {
             "{text:?}"
         );
         assert!(
-            text[1].starts_with("guard.min_confidence: 2 is outside"),
+            text[1].starts_with("guard.min_confidence: 2 is outside [0, 1]"),
             "{text:?}"
         );
         assert!(

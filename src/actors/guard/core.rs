@@ -162,7 +162,7 @@ impl GuardAgent {
                 s.onset = None;
             }
         }
-        self.storms(end, out);
+        self.storms(out);
         let suspects: BTreeMap<String, Suspect> = self
             .state
             .services
@@ -202,6 +202,15 @@ impl GuardAgent {
         self.state.graph.age(Timestamp::from_nanos(
             end.nanos().saturating_sub(ttl.saturating_mul(1_000_000)),
         ));
+        // An edge that aged out takes its amplification history with it
+        // (a storm in force stays until lifted).
+        let graph = &self.state.graph;
+        self.state.storms.retain(|name, storm| {
+            storm.active
+                || name
+                    .split_once("->")
+                    .is_some_and(|(a, b)| graph.edge(a, b).is_some())
+        });
     }
 
     /// The action `root`'s condition calls for, and its edges.
@@ -443,7 +452,7 @@ impl GuardAgent {
     }
 
     /// Measures retry amplification on every edge with traffic.
-    fn storms(&mut self, _end: Timestamp, out: &mut Vec<Proposal>) {
+    fn storms(&mut self, out: &mut Vec<Proposal>) {
         let c = Arc::clone(&self.config);
         let mut steps = Vec::new();
         for (caller, callee, e) in self.state.graph.edges() {

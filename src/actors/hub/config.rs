@@ -17,7 +17,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{non_negative, percent, positive, seconds, Problems};
+use crate::config::{fraction, non_negative, percent, positive, seconds, Problems};
 use crate::events::decision::CoordinationStrategy;
 
 /// Agents whose actions the hub coordinates.
@@ -92,13 +92,7 @@ impl HubConfig {
                 problems.add(p("priority"), format!("{a:?} is listed twice"));
             }
         }
-        let high_risk = raw.high_risk.unwrap_or(0.8);
-        if !(high_risk.is_finite() && (0.0..=1.0).contains(&high_risk)) {
-            problems.add(
-                p("high_risk"),
-                format!("{high_risk} is outside 0..=1 (a probability)"),
-            );
-        }
+        let high_risk = fraction(raw.high_risk, 0.8, &p("high_risk"), false, problems);
         let impact_high = non_negative(raw.impact_high, 100.0, &p("impact_high"), problems);
         let impact_critical =
             non_negative(raw.impact_critical, 1000.0, &p("impact_critical"), problems);
@@ -170,7 +164,9 @@ mod tests {
         assert!(text
             .iter()
             .any(|t| t.starts_with("hub.impact_critical: 5 is below")));
-        assert!(text.iter().any(|t| t.starts_with("hub.high_risk: 1.5")));
+        assert!(text
+            .iter()
+            .any(|t| t.starts_with("hub.high_risk: 1.5 is outside [0, 1]")));
     }
 
     #[test]

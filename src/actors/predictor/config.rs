@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::alarm::Hysteresis;
 use super::ensemble::DetectorConfig;
-use crate::config::Problems;
+use crate::config::{fraction, Problems};
 
 const NANOS: i64 = 1_000_000_000;
 
@@ -116,22 +116,6 @@ impl Default for PredictorConfig {
     fn default() -> Self {
         Self::from_raw(&RawPredictor::default(), &mut Problems::default())
     }
-}
-
-fn fraction(
-    v: Option<f64>,
-    default: f64,
-    path: &str,
-    open_low: bool,
-    problems: &mut Problems,
-) -> f64 {
-    let v = v.unwrap_or(default);
-    let ok = v.is_finite() && v <= 1.0 && if open_low { v > 0.0 } else { v >= 0.0 };
-    if !ok {
-        let range = if open_low { "(0, 1]" } else { "[0, 1]" };
-        problems.add(path, format!("{v} is outside {range}"));
-    }
-    v
 }
 
 fn positive(v: Option<u64>, default: u64, path: &str, problems: &mut Problems) -> u64 {

@@ -304,7 +304,7 @@ def rejection():
         f.write("guard.isolate_error_rate: 5 is below open_edges_error_rate (10)\n"
                 "guard.storm_amplification: 1 must be above 1\n"
                 "guard.min_history: 1 is outside 3..=history (30)\n"
-                "guard.min_confidence: 1.5 is outside 0..=1\n")
+                "guard.min_confidence: 1.5 is outside [0, 1]\n")
 
 
 if __name__ == "__main__":

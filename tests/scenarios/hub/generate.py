@@ -256,7 +256,7 @@ def rejection():
         f.write("hub.priority: \"router\" is not a coordinated agent\n"
                 "hub.priority: \"guard\" is listed twice\n"
                 "hub.impact_critical: 50 is below impact_high (500)\n"
-                "hub.high_risk: 2 is outside 0..=1\n")
+                "hub.high_risk: 2 is outside [0, 1]\n")
 
 
 if __name__ == "__main__":
