@@ -630,3 +630,46 @@ impl Agent for GuardAgent {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::events::observation::Window;
+
+    fn window(t_s: i64, subject: &str, caller: Option<&str>) -> Event {
+        Event {
+            id: format!("{subject}-{t_s}"),
+            source: "test".into(),
+            subject: subject.into(),
+            time: Timestamp::from_millis(t_s * 1000),
+            datacontenttype: None,
+            causeseq: None,
+            causeid: None,
+            data: Data::Window(Window {
+                caller: caller.map(str::to_owned),
+                interval_ms: 5000,
+                requests: 100,
+                ..Window::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn an_aged_out_edge_takes_its_storm_history_with_it() {
+        let c = Config::from_toml("[guard]\nedge_ttl_s = 30\n", "t").unwrap();
+        let mut g = GuardAgent::new(Arc::new(c.guard));
+        let mut out = Vec::new();
+        for t in (1..60).step_by(5) {
+            g.apply(0, &window(t, "web", None), &mut out);
+            g.apply(0, &window(t, "api", Some("web")), &mut out);
+        }
+        assert!(g.state().storms.contains_key("web->api"));
+        for t in (61..120).step_by(5) {
+            g.apply(0, &window(t, "web", None), &mut out);
+        }
+        assert!(g.state().graph.edge("web", "api").is_none());
+        assert!(!g.state().storms.contains_key("web->api"));
+        assert!(out.is_empty());
+    }
+}
