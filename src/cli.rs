@@ -75,6 +75,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run a node: the agents over a live log, with HTTP ingest, health and metrics.
+    ///
+    /// Embedded on a sled log by default; on NATS JetStream with `--nats`.
+    /// Settings come from the `[node]` table of `--config`, then `FAULTLINE_*`
+    /// environment variables, then these flags (later wins).
+    Run {
+        /// Policy file (TOML), optionally with a `[node]` table.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// NATS server URL (JetStream mode), e.g. nats://127.0.0.1:4222.
+        #[arg(long)]
+        nats: Option<String>,
+        /// Sled data directory (embedded mode).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// HTTP listen address.
+        #[arg(long)]
+        http: Option<String>,
+        /// Log format: text or json.
+        #[arg(long)]
+        log_format: Option<String>,
+        /// Any `[node]` setting, as KEY=VALUE (repeatable), e.g. --set snapshot_every=500.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Print the JSON Schema of every event type, or write them to a directory.
     Schema {
         /// Write one file per type into this directory instead of printing.
@@ -111,6 +136,32 @@ pub fn run(cli: Cli) -> Result<()> {
             eval_detect_cmd(&seeds, config.as_deref(), out.as_deref())
         }
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
+        Command::Run {
+            config,
+            nats,
+            data,
+            http,
+            log_format,
+            set,
+        } => {
+            let mut flags = Vec::new();
+            let mut push = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    flags.push((k.to_owned(), v));
+                }
+            };
+            push("nats_url", nats);
+            push("data", data.map(|d| d.display().to_string()));
+            push("http", http);
+            push("log_format", log_format);
+            for kv in set {
+                let Some((k, v)) = kv.split_once('=') else {
+                    bail!("--set {kv:?}: expected KEY=VALUE");
+                };
+                flags.push((k.trim().to_owned(), v.to_owned()));
+            }
+            crate::run_cmd::run(config.as_deref(), &flags)
+        }
     }
 }
 

@@ -60,6 +60,10 @@ struct RawConfig {
     guard: RawGuard,
     #[serde(default)]
     hub: RawHub,
+    /// Node settings: read by [`crate::node::settings`], not part of the policy.
+    #[serde(default)]
+    #[allow(dead_code)]
+    node: Option<toml::Value>,
 }
 
 /// One problem in the file.
@@ -252,7 +256,27 @@ impl Config {
 
     /// A stable identifier of this policy: FNV-1a 64 of the source text, hex.
     /// Snapshots carry it so state built under another policy is not reused.
+    /// The `[node]` table (where the node listens and stores) is left out:
+    /// moving a node to another port keeps its snapshots.
     pub fn hash(&self) -> String {
-        format!("{:016x}", crate::fnv::fnv1a64(self.source_text.as_bytes()))
+        let policy = without_node_table(&self.source_text);
+        format!("{:016x}", crate::fnv::fnv1a64(policy.as_bytes()))
     }
+}
+
+/// `text` without its `[node]` / `[node.*]` tables.
+fn without_node_table(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skipping = false;
+    for line in text.split_inclusive('\n') {
+        if let Some(header) = line.trim_start().strip_prefix('[') {
+            let name = header.trim_start_matches('[').trim_start();
+            skipping =
+                name.starts_with("node]") || name.starts_with("node.") || name.starts_with("node ");
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    out
 }

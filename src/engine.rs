@@ -146,6 +146,13 @@ impl Engine {
             .collect()
     }
 
+    /// Passes over record `seq` without applying it (invalid input in a live
+    /// log, or a record parked after crashing an agent): the next record
+    /// applied is `seq + 1`, and a snapshot taken now covers `seq`.
+    pub fn skip_to(&mut self, seq: Seq) {
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
     /// Applies a record read back from the log (no ticks are invented, nothing
     /// is appended) and returns the decisions the agents make for it.
     pub fn replay_one(&mut self, seq: Seq, record: &Event) -> Vec<Event> {

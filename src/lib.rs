@@ -15,5 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod fnv;
 pub mod log;
+pub mod node;
 pub mod process;
+pub mod run_cmd;
 pub mod schema;

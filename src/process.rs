@@ -66,18 +66,21 @@ pub fn agents(config: &Config) -> Vec<Box<dyn Agent>> {
     config
         .agents
         .iter()
-        .map(|name| -> Box<dyn Agent> {
-            match *name {
-                "predictor" => Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
-                "breaker" => Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
-                "router" => Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
-                "rollback" => Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
-                "guard" => Box::new(GuardAgent::new(Arc::new(config.guard.clone()))),
-                "hub" => Box::new(HubAgent::new(Arc::new(config.hub.clone()))),
-                other => unreachable!("config validated agent {other}"),
-            }
-        })
+        .map(|name| make_agent(config, name))
         .collect()
+}
+
+/// A fresh agent named `name` (one of [`crate::config::AGENTS`]) under `config`.
+pub fn make_agent(config: &Config, name: &str) -> Box<dyn Agent> {
+    match name {
+        "predictor" => Box::new(PredictorAgent::new(Arc::new(config.predictor.clone()))),
+        "breaker" => Box::new(BreakerAgent::new(Arc::new(config.breaker.clone()))),
+        "router" => Box::new(RouterAgent::new(Arc::new(config.router.clone()))),
+        "rollback" => Box::new(RollbackAgent::new(Arc::new(config.rollback.clone()))),
+        "guard" => Box::new(GuardAgent::new(Arc::new(config.guard.clone()))),
+        "hub" => Box::new(HubAgent::new(Arc::new(config.hub.clone()))),
+        other => panic!("{other:?} is not an agent (config validation lists them)"),
+    }
 }
 
 /// An engine with the agents `config` enables.

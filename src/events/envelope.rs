@@ -16,7 +16,9 @@ use super::decision::{
     BreakerDecision, ContainmentDecision, IncidentDecision, Prediction, RollbackDecision,
     RouteDecision,
 };
-use super::observation::{Actuation, Command, Deploy, Health, Request, Tick, Topology, Window};
+use super::observation::{
+    Actuation, Command, ConfigRecord, Deploy, Health, Request, Tick, Topology, Window,
+};
 use super::time::Timestamp;
 
 /// CloudEvents version this contract follows.
@@ -110,6 +112,7 @@ event_types! {
     Actuation(Actuation) = "faultline.actuation", false;
     Command(Command) = "faultline.command", false;
     Tick(Tick) = "faultline.tick", false;
+    Config(ConfigRecord) = "faultline.config", false;
     Prediction(Prediction) = "faultline.prediction", true;
     Breaker(BreakerDecision) = "faultline.breaker", true;
     Route(RouteDecision) = "faultline.route", true;

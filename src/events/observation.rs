@@ -395,3 +395,17 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tick {}
+
+/// `faultline.config`: the policy in force from this point of the log on.
+///
+/// A node appends one when it starts with a configuration that differs from
+/// the last one logged, so replays and incident bundles know which policy
+/// produced the decisions that follow. Agents ignore it.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRecord {
+    /// The policy's hash (FNV-1a 64 of the file text, hex), as snapshots carry it.
+    pub hash: String,
+    /// The policy file's text (empty for the built-in defaults).
+    pub content: String,
+}

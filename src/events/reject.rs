@@ -45,6 +45,26 @@ pub enum Rejection {
         /// The rule it breaks.
         problem: String,
     },
+    /// Timed further ahead of the node's wall clock than the configured bound.
+    #[error("time {time} is {ahead_s}s ahead of this node's clock, over the {bound_s}s bound; check the publisher's clock")]
+    TooFarAhead {
+        /// The event's time (RFC 3339).
+        time: String,
+        /// How far ahead, seconds.
+        ahead_s: i64,
+        /// The bound (`node.max_ahead_s`).
+        bound_s: u64,
+    },
+    /// A logged record that crashed an agent repeatedly; parked, not retried.
+    #[error("record {seq} crashed agent {agent} {times} times; parked and skipped by that agent")]
+    AgentCrash {
+        /// The agent.
+        agent: String,
+        /// The record's sequence.
+        seq: u64,
+        /// How many crashes.
+        times: u32,
+    },
     /// A decision type sent as input; only agents write decisions.
     #[error("type {type_name} is a decision; decisions are written by faultline's agents, not published")]
     DecisionAsInput {
@@ -84,6 +104,8 @@ impl Rejection {
             Self::UnknownType { .. } => "unknown_type",
             Self::Invalid { .. } => "invalid",
             Self::DecisionAsInput { .. } => "decision_as_input",
+            Self::TooFarAhead { .. } => "future",
+            Self::AgentCrash { .. } => "agent_crash",
         }
     }
 }

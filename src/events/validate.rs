@@ -40,6 +40,7 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
         Data::Actuation(a) => text("data.decision_id", &a.decision_id),
         Data::Command(c) => command(c),
         Data::Tick(_) => Ok(()),
+        Data::Config(c) => text("data.hash", &c.hash),
         Data::Breaker(b) => text("data.target", &b.target),
         Data::Prediction(_)
         | Data::Route(_)

@@ -27,6 +27,9 @@ pub struct SledLog {
     db: sled::Db,
     log: sled::Tree,
     snapshots: sled::Tree,
+    ids: sled::Tree,
+    dlq: sled::Tree,
+    meta: sled::Tree,
     last: Seq,
     durability: Durability,
 }
@@ -42,6 +45,9 @@ impl SledLog {
         let db = open_db(dir).map_err(err)?;
         let log = db.open_tree("log").map_err(err)?;
         let snapshots = db.open_tree("snapshots").map_err(err)?;
+        let ids = db.open_tree("ids").map_err(err)?;
+        let dlq = db.open_tree("dlq").map_err(err)?;
+        let meta = db.open_tree("meta").map_err(err)?;
         let last = match log.last().map_err(err)? {
             Some((k, _)) => seq_of(&k),
             None => 0,
@@ -51,9 +57,137 @@ impl SledLog {
             db,
             log,
             snapshots,
+            ids,
+            dlq,
+            meta,
             last,
             durability,
         })
+    }
+
+    /// Appends the events whose `id` has not been logged before, in one atomic
+    /// step with their ids, so a publisher that retries after a crash cannot
+    /// log an event twice. Returns, per event, `Ok(seq)` for a new one or
+    /// `Err(seq)` naming where the same id was logged.
+    pub fn append_unique(&mut self, batch: &[Event]) -> Result<Vec<Result<Seq, Seq>>, LogError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let mut outcome = Vec::with_capacity(batch.len());
+        let mut next = self.last + 1;
+        let mut fresh: Vec<(Seq, &Event)> = Vec::new();
+        for event in batch {
+            let earlier = fresh
+                .iter()
+                .find(|(_, e)| e.id == event.id)
+                .map(|(s, _)| *s);
+            let logged = match earlier {
+                Some(s) => Some(s),
+                None => self
+                    .ids
+                    .get(event.id.as_bytes())
+                    .map_err(|e| self.storage(e))?
+                    .map(|v| seq_of(&v)),
+            };
+            match logged {
+                Some(s) => outcome.push(Err(s)),
+                None => {
+                    fresh.push((next, event));
+                    outcome.push(Ok(next));
+                    next += 1;
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(outcome);
+        }
+        let encoded: Vec<(Seq, &str, Vec<u8>)> = fresh
+            .iter()
+            .map(|(s, e)| (*s, e.id.as_str(), Codec::MsgPack.encode(e)))
+            .collect();
+        (&self.log, &self.ids)
+            .transaction(|(log, ids)| {
+                for (seq, id, bytes) in &encoded {
+                    log.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                    ids.insert(id.as_bytes(), &seq.to_be_bytes())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => self.storage(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
+        if self.durability == Durability::Sync {
+            self.db.flush().map_err(|e| self.storage(e))?;
+        }
+        self.last = next - 1;
+        Ok(outcome)
+    }
+
+    /// Forgets the ids of records before `seq`: a publisher retrying an event
+    /// that old is not deduplicated any more (the dedupe window).
+    pub fn forget_ids_before(&mut self, seq: Seq) -> Result<usize, LogError> {
+        let mut old = Vec::new();
+        for item in self.ids.iter() {
+            let (k, v) = item.map_err(|e| self.storage(e))?;
+            if seq_of(&v) < seq {
+                old.push(k);
+            }
+        }
+        for k in &old {
+            self.ids.remove(k).map_err(|e| self.storage(e))?;
+        }
+        Ok(old.len())
+    }
+
+    /// Keeps rejected input (reason, message and the original bytes) in the
+    /// `dlq` tree; returns its number there.
+    pub fn dead_letter(
+        &mut self,
+        reason: &str,
+        message: &str,
+        original: &[u8],
+    ) -> Result<u64, LogError> {
+        let n = self.db.generate_id().map_err(|e| self.storage(e))?;
+        let value = rmp_serde::to_vec_named(&DeadLetter {
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            original: original.to_vec(),
+        })
+        .expect("dead letters encode");
+        self.dlq
+            .insert(n.to_be_bytes(), value)
+            .map_err(|e| self.storage(e))?;
+        Ok(n)
+    }
+
+    /// Every dead letter kept, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LogError> {
+        let mut out = Vec::new();
+        for item in self.dlq.iter() {
+            let (k, v) = item.map_err(|e| self.storage(e))?;
+            out.push(rmp_serde::from_slice(&v).map_err(|e| LogError::Corrupt {
+                seq: seq_of(&k),
+                message: format!("dead letter: {e}"),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// A small value the node keeps beside the log (e.g. the last config hash).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self
+            .meta
+            .get(key.as_bytes())
+            .map_err(|e| self.storage(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Stores a value read back by [`SledLog::meta`].
+    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), LogError> {
+        self.meta
+            .insert(key.as_bytes(), value)
+            .map_err(|e| self.storage(e))?;
+        Ok(())
     }
 
     fn storage(&self, source: sled::Error) -> LogError {
@@ -83,6 +217,17 @@ fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
             other => return other,
         }
     }
+}
+
+/// Input the embedded node refused, kept with the reason and original bytes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// The rejection token (`invalid`, `malformed`, ...).
+    pub reason: String,
+    /// The full message.
+    pub message: String,
+    /// The bytes as received.
+    pub original: Vec<u8>,
 }
 
 fn seq_of(key: &[u8]) -> Seq {

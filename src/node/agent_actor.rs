@@ -1,0 +1,266 @@
+//! The shell around one agent: read the log, apply, write decisions, snapshot.
+//!
+//! The actor pulls a batch of records, applies each to its one-agent engine,
+//! writes the decisions the batch caused (skipping any it finds it already
+//! wrote before a crash), and only then records progress and, every
+//! `snapshot_every` records or `snapshot_interval_s` seconds, a snapshot.
+//! A write that fails is retried with backoff, with the decisions kept in
+//! memory: losing NATS for a while delays decisions, it does not lose them
+//! or restart the agent. A panic while applying a record fails the actor; the
+//! supervisor restarts it from its last snapshot (never resuming the
+//! half-updated state).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::backend::{Backend, Reader};
+use super::metrics::{DecisionLabel, Metrics};
+use super::{AgentSpec, NodeError, Shared};
+use crate::engine::Engine;
+use crate::events::Event;
+use crate::log::Seq;
+
+/// Records read per batch.
+const BATCH: usize = 512;
+/// How long a read waits for new records before checking in.
+const WAIT: Duration = Duration::from_millis(200);
+
+/// Messages an agent actor handles.
+pub enum AgentMsg {
+    /// Read and apply the next batch.
+    Pull,
+    /// Write what is pending, snapshot, and stop.
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// Everything an agent actor starts from (kept by the supervisor for restarts).
+#[derive(Clone)]
+pub struct AgentArgs {
+    /// Which agent.
+    pub spec: AgentSpec,
+    /// The log.
+    pub backend: Backend,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// The policy hash snapshots must carry.
+    pub config_hash: String,
+    /// Snapshot after this many records...
+    pub snapshot_every: u64,
+    /// ... or this long.
+    pub snapshot_interval: Duration,
+    /// Records this agent skips: they crashed it repeatedly and were parked.
+    pub parked: BTreeSet<Seq>,
+}
+
+/// The actor.
+pub struct AgentActor;
+
+/// Its state.
+pub struct Running {
+    args: AgentArgs,
+    engine: Engine,
+    reader: Reader,
+    /// Decisions found in the log after the snapshot: not to be written again.
+    written: HashSet<String>,
+    /// Decisions made but not yet durable.
+    pending: Vec<Event>,
+    /// Last sequence applied.
+    applied: Seq,
+    since_snapshot: u64,
+    last_snapshot: Instant,
+}
+
+impl Running {
+    fn name(&self) -> &'static str {
+        self.args.spec.name
+    }
+
+    /// Writes `pending`, retrying with backoff until it is durable or the
+    /// actor is told to stop.
+    async fn flush(&mut self) {
+        let mut backoff = Duration::from_millis(50);
+        while !self.pending.is_empty() {
+            match self.args.backend.append(&self.pending).await {
+                Ok(()) => {
+                    for d in self.pending.drain(..) {
+                        self.args
+                            .shared
+                            .metrics
+                            .decisions
+                            .get_or_create(&DecisionLabel {
+                                agent: self.args.spec.name.to_owned(),
+                                r#type: d.event_type().name().to_owned(),
+                            })
+                            .inc();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(agent = self.name(), error = %e, "writing decisions failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn snapshot(&mut self) -> Result<(), NodeError> {
+        let snap = self.engine.snapshot();
+        self.args.backend.put_snapshot(self.name(), &snap).await?;
+        self.since_snapshot = 0;
+        self.last_snapshot = Instant::now();
+        tracing::debug!(
+            agent = self.name(),
+            covers = snap.covers,
+            bytes = snap.bytes.len(),
+            "snapshot"
+        );
+        Ok(())
+    }
+
+    /// Reads and applies one batch; returns how many records it held.
+    async fn step(&mut self) -> Result<usize, NodeError> {
+        let batch = self.reader.next_batch(BATCH, WAIT).await?;
+        let n = batch.len();
+        let name = self.name();
+        let hist = self
+            .args
+            .shared
+            .metrics
+            .apply_seconds
+            .get_or_create(&Metrics::agent(name))
+            .clone();
+        let source = format!("faultline/{name}");
+        for (seq, record) in batch {
+            if seq <= self.applied {
+                continue;
+            }
+            self.args.shared.status(name, |s| s.current = seq);
+            match record {
+                Ok(event) if !self.args.parked.contains(&seq) => {
+                    let t0 = Instant::now();
+                    let decisions = self.engine.replay_one(seq, &event);
+                    hist.observe(t0.elapsed().as_secs_f64());
+                    if event.source == source {
+                        self.args.shared.observe_decision(&event);
+                    }
+                    for d in decisions {
+                        if !self.written.remove(&d.id) {
+                            self.pending.push(d);
+                        }
+                    }
+                }
+                // Invalid input (the ingest path dead-letters it) or a parked record.
+                _ => self.engine.skip_to(seq),
+            }
+            self.applied = seq;
+            self.since_snapshot += 1;
+        }
+        self.flush().await;
+        let deadline = crate::engine::Engine::next_deadline(&self.engine);
+        let applied = self.applied;
+        self.args.shared.status(name, |s| {
+            s.applied = applied;
+            s.deadline = deadline;
+            if n == 0 {
+                s.caught_up = true;
+            }
+        });
+        let due = self.since_snapshot >= self.args.snapshot_every
+            || (self.since_snapshot > 0
+                && self.last_snapshot.elapsed() >= self.args.snapshot_interval);
+        if due {
+            self.snapshot().await?;
+        }
+        self.args
+            .shared
+            .metrics
+            .snapshot_age
+            .get_or_create(&Metrics::agent(name))
+            .set(self.last_snapshot.elapsed().as_secs_f64());
+        Ok(n)
+    }
+}
+
+impl Actor for AgentActor {
+    type Msg = AgentMsg;
+    type State = Running;
+    type Arguments = AgentArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        args: AgentArgs,
+    ) -> Result<Running, ActorProcessingErr> {
+        let name = args.spec.name;
+        let fresh = || Engine::new(vec![(args.spec.make)()], args.config_hash.clone());
+        let mut engine = fresh();
+        let mut covers = 0;
+        if let Some(snap) = args.backend.get_snapshot(name).await? {
+            match engine.restore(&snap) {
+                Ok(()) => covers = snap.covers,
+                Err(e) => {
+                    tracing::warn!(agent = name, error = %e, "snapshot discarded; replaying the log from the start");
+                    engine = fresh();
+                }
+            }
+        }
+        let written = args.backend.written_ids(name, covers).await?;
+        let reader = args.backend.reader(covers + 1).await?;
+        tracing::info!(
+            agent = name,
+            from = covers + 1,
+            already_written = written.len(),
+            "agent starting"
+        );
+        args.shared.status(name, |s| {
+            s.applied = covers;
+            s.caught_up = false;
+            s.deadline = engine.next_deadline();
+        });
+        myself.send_message(AgentMsg::Pull)?;
+        Ok(Running {
+            args,
+            engine,
+            reader,
+            written,
+            pending: Vec::new(),
+            applied: covers,
+            since_snapshot: 0,
+            last_snapshot: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        msg: AgentMsg,
+        state: &mut Running,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AgentMsg::Pull => {
+                if let Err(e) = state.step().await {
+                    tracing::warn!(agent = state.name(), error = %e, "reading the log failed; reopening");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Ok(r) = state.args.backend.reader(state.applied + 1).await {
+                        state.reader = r;
+                    }
+                }
+                myself.send_message(AgentMsg::Pull)?;
+            }
+            AgentMsg::Shutdown(reply) => {
+                state.flush().await;
+                if state.since_snapshot > 0 {
+                    if let Err(e) = state.snapshot().await {
+                        tracing::warn!(agent = state.name(), error = %e, "final snapshot failed");
+                    }
+                }
+                let _ = reply.send(());
+                myself.stop(Some("shutdown".to_owned()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The node's HTTP surface: ingest, health and metrics.
+//!
+//! - `POST /v1/events`: a batch of observations (see [`super::body`] for the
+//!   accepted content types). The answer lists every item: `accepted` with its
+//!   log sequence, `duplicate` (its id was logged before; nothing appended)
+//!   or `rejected` with the reason token and message. 200 when anything was
+//!   accepted, 400 when every item failed, 413 over `max_body_bytes`, 503
+//!   while shutting down. Rejected items are kept in the dead-letter store.
+//!   The answer is sent only once accepted events are durable.
+//! - `GET /livez`: the process serves requests.
+//! - `GET /readyz`: the log is reachable and every agent has caught up.
+//! - `GET /metrics`: OpenMetrics text.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::backend::{Appended, Backend};
+use super::body::{framing, split};
+use super::settings::NodeSettings;
+use super::{wall_now, NodeError, Shared};
+use crate::events::Rejection;
+
+#[derive(Clone)]
+struct App {
+    backend: Backend,
+    shared: Arc<Shared>,
+    max_ahead_s: u64,
+}
+
+/// Binds and serves; returns the bound address, a stop switch and the task.
+pub async fn serve(
+    settings: NodeSettings,
+    backend: Backend,
+    shared: Arc<Shared>,
+) -> Result<
+    (
+        SocketAddr,
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NodeError,
+> {
+    let app = App {
+        backend,
+        shared,
+        max_ahead_s: settings.max_ahead_s,
+    };
+    let router = Router::new()
+        .route("/v1/events", post(ingest))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(settings.http)
+        .await
+        .map_err(|e| NodeError::Http {
+            addr: settings.http,
+            message: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| NodeError::Http {
+        addr: settings.http,
+        message: e.to_string(),
+    })?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok((addr, stop, task))
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn ingest(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if app.shared.stopping.load(Ordering::SeqCst) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the node is shutting down"}),
+        );
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let items = match framing(content_type).and_then(|f| split(f, &body)) {
+        Ok(items) if !items.is_empty() => items,
+        Ok(_) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "the body holds no events"}),
+            )
+        }
+        Err(r) => {
+            app.shared.metrics.reject(r.reason());
+            if let Err(e) = app.backend.dead_letter(&r, &body, "http").await {
+                tracing::error!(error = %e, "could not keep a rejected body");
+            }
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": r.to_string(), "reason": r.reason()}),
+            );
+        }
+    };
+    let now = wall_now();
+    let bound = app.max_ahead_s;
+    let mut results: Vec<serde_json::Value> = vec![serde_json::Value::Null; items.len()];
+    let mut valid = Vec::new();
+    let mut valid_at = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let checked = item.event.and_then(|e| {
+            let ahead_s = (e.time.nanos() - now.nanos()) / 1_000_000_000;
+            if ahead_s > bound as i64 {
+                Err(Rejection::TooFarAhead {
+                    time: e.time.to_string(),
+                    ahead_s,
+                    bound_s: bound,
+                })
+            } else {
+                Ok(e)
+            }
+        });
+        match checked {
+            Ok(e) => {
+                valid.push(e);
+                valid_at.push(i);
+            }
+            Err(r) => {
+                app.shared.metrics.reject(r.reason());
+                if let Err(e) = app.backend.dead_letter(&r, &item.bytes, "http").await {
+                    tracing::error!(error = %e, "could not keep a rejected event");
+                }
+                results[i] = json!({"index": i, "status": "rejected", "reason": r.reason(), "error": r.to_string()});
+            }
+        }
+    }
+    let appended = match app.backend.append_inputs(&valid).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "appending inputs failed");
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": format!("the log did not take the events: {e}; nothing was accepted, retry")}),
+            );
+        }
+    };
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((i, e), a) in valid_at.into_iter().zip(&valid).zip(appended) {
+        results[i] = match a {
+            Appended::New(seq) => {
+                accepted += 1;
+                json!({"index": i, "id": e.id, "status": "accepted", "seq": seq})
+            }
+            Appended::Duplicate(seq) => {
+                duplicates += 1;
+                json!({"index": i, "id": e.id, "status": "duplicate", "seq": seq})
+            }
+        };
+    }
+    app.shared.metrics.ingested.inc_by(accepted as u64);
+    let rejected = results.len() - accepted - duplicates;
+    let status = if accepted + duplicates == 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    json_response(
+        status,
+        json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results}),
+    )
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    let mut problems = Vec::new();
+    if let Backend::JetStream(js) = &app.backend {
+        if !js.connected() {
+            problems.push("not connected to NATS".to_owned());
+        }
+    }
+    if app.backend.last_seq().await.is_err() {
+        problems.push("the log (stream) is not reachable".to_owned());
+    }
+    for (name, s) in app.shared.statuses() {
+        if !s.caught_up {
+            problems.push(format!("agent {name} is catching up (at {})", s.applied));
+        }
+    }
+    if problems.is_empty() {
+        json_response(StatusCode::OK, json!({"ready": true}))
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "problems": problems}),
+        )
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.shared.metrics.render(),
+    )
+        .into_response()
+}
