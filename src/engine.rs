@@ -26,7 +26,7 @@ mod replay;
 mod snapshot;
 
 pub use agent::{decode_state, encode_state, slot, Agent, Proposal};
-pub use replay::Divergence;
+pub use replay::{Divergence, LiveDivergence};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT};
 
 use crate::events::subject::SYSTEM_SUBJECT;

@@ -297,7 +297,7 @@ impl Node {
         }
         let shared = Arc::new(Shared::new(&specs));
         let (supervisor, supervisor_done) = Actor::spawn(
-            Some("faultline-node".to_owned()),
+            None,
             NodeSupervisor,
             SupArgs {
                 specs,

@@ -77,3 +77,91 @@ impl Engine {
 fn json(e: &Event) -> String {
     String::from_utf8(Codec::Json.encode(e)).expect("JSON is UTF-8")
 }
+
+/// One way a live log disagrees with its replay.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LiveDivergence {
+    /// A decision id appears more than once in the log.
+    #[error("decision {id} is in the log {count} times")]
+    Duplicate {
+        /// The id.
+        id: String,
+        /// How often.
+        count: usize,
+    },
+    /// Replay made a decision the log does not have.
+    #[error("replay decided {produced}; the log does not have it")]
+    Missing {
+        /// What replay produced (JSON).
+        produced: String,
+    },
+    /// The log has a decision replay did not make.
+    #[error("the log has {logged}; replay did not decide it")]
+    Unexpected {
+        /// What the log holds (JSON).
+        logged: String,
+    },
+    /// Same id, different content.
+    #[error("decision {id}: replay decided {produced}, the log has {logged}")]
+    Different {
+        /// The id.
+        id: String,
+        /// Replay's (JSON).
+        produced: String,
+        /// The log's (JSON).
+        logged: String,
+    },
+}
+
+impl Engine {
+    /// Replays a live node's log from the start (fresh agents) and checks
+    /// that the decisions in it are exactly those the agents make again:
+    /// each once, none missing, byte for byte. In a live log, agents write
+    /// independently, so decisions are compared by id rather than position.
+    /// Returns how many decisions matched, or every divergence found.
+    pub fn verify_live(&mut self, records: &[(Seq, Event)]) -> Result<usize, Vec<LiveDivergence>> {
+        use std::collections::BTreeMap;
+        let mut logged: BTreeMap<&str, (usize, &Event)> = BTreeMap::new();
+        for (_, e) in records.iter().filter(|(_, e)| e.event_type().is_decision()) {
+            logged.entry(e.id.as_str()).or_insert((0, e)).0 += 1;
+        }
+        let mut problems: Vec<LiveDivergence> = logged
+            .iter()
+            .filter(|(_, (n, _))| *n > 1)
+            .map(|(id, (n, _))| LiveDivergence::Duplicate {
+                id: (*id).to_owned(),
+                count: *n,
+            })
+            .collect();
+        let mut matched = 0;
+        for (seq, record) in records {
+            for produced in self.replay_one(*seq, record) {
+                match logged.remove(produced.id.as_str()) {
+                    None => problems.push(LiveDivergence::Missing {
+                        produced: json(&produced),
+                    }),
+                    Some((_, l))
+                        if Codec::MsgPack.encode(l) != Codec::MsgPack.encode(&produced) =>
+                    {
+                        problems.push(LiveDivergence::Different {
+                            id: produced.id.clone(),
+                            produced: json(&produced),
+                            logged: json(l),
+                        })
+                    }
+                    Some(_) => matched += 1,
+                }
+            }
+        }
+        problems.extend(
+            logged
+                .values()
+                .map(|(_, l)| LiveDivergence::Unexpected { logged: json(l) }),
+        );
+        if problems.is_empty() {
+            Ok(matched)
+        } else {
+            Err(problems)
+        }
+    }
+}
