@@ -225,7 +225,7 @@ impl JetStream {
         let mut acks = Vec::with_capacity(records.len());
         for e in records {
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", e.id.as_str());
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, e.id.as_str());
             headers.insert("Content-Type", Codec::MsgPack.content_type());
             let ack = self
                 .js
@@ -272,7 +272,10 @@ impl JetStream {
         origin: &str,
     ) -> Result<(), NodeError> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("dlq-{origin}").as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("dlq-{origin}").as_str(),
+        );
         headers.insert("Faultline-Reason", r.reason());
         headers.insert(
             "Faultline-Error",
@@ -334,7 +337,11 @@ impl JetStream {
                 break;
             }
             for m in batch {
-                if let Some(id) = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
+                if let Some(id) = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                {
                     ids.insert(id.as_str().to_owned());
                 }
             }

@@ -18,17 +18,26 @@ pub fn config() -> Config {
     Config::from_toml(POLICY, "test policy").unwrap()
 }
 
-/// `n` request events for three services, 100 ms apart from `base`; `pay`
-/// fails every call in the second half, so its breaker opens before the end,
-/// and no timer comes due within the stream (no timer-sensitive gaps).
+/// `n` events 100 ms apart from `base`: requests for three services, and
+/// every tenth an operator command alternately forcing `audit`'s breaker open
+/// and resetting it, so decisions are made all along the stream (a crash
+/// between writing one and the next snapshot is likely). `pay` fails every
+/// call in the second half, so its breaker opens before the end; no timer
+/// comes due within the stream (no timer-sensitive gaps).
 pub fn events(base: Timestamp, n: usize) -> Vec<String> {
     let services = ["pay", "cart", "search"];
     (0..n)
         .map(|i| {
+            let t = Timestamp::from_nanos(base.nanos() + i as i64 * 100_000_000);
+            if i % 10 == 5 {
+                let action = if i % 20 == 5 { "force_open" } else { "reset" };
+                return format!(
+                    r#"{{"specversion":"1.0","id":"ev-{i}","source":"test","type":"faultline.command","subject":"audit","time":"{t}","data":{{"action":"{action}","by":"test"}}}}"#
+                );
+            }
             let svc = services[i % 3];
             let failing = svc == "pay" && i >= n / 2;
             let status = if failing || (i * 7919) % 23 == 0 { 500 } else { 200 };
-            let t = Timestamp::from_nanos(base.nanos() + i as i64 * 100_000_000);
             format!(
                 r#"{{"specversion":"1.0","id":"ev-{i}","source":"test","type":"faultline.request","subject":"{svc}","time":"{t}","data":{{"status":{status},"latency_ms":{}}}}}"#,
                 20 + (i * 37) % 50

@@ -1,0 +1,317 @@
+//! The node on JetStream, against a real nats-server started by the test:
+//! a plain NATS client publishing JSON gets the decisions `faultline
+//! process` makes; invalid messages land in the DLQ with their reason and
+//! the node keeps going; 20 SIGKILLs while publishing lose and duplicate
+//! nothing; a nats-server restart during ingest loses nothing acknowledged.
+
+mod support {
+    pub mod nats;
+    pub mod node;
+    pub mod stream;
+}
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use bytes::Bytes;
+use faultline::events::{Codec, Event};
+use faultline::log::Seq;
+use faultline::node::jetstream::{decode, RawMsg};
+use futures_util::StreamExt;
+use rand_chacha::rand_core::SeedableRng;
+use rand_distr::{Distribution, Uniform};
+use support::nats::{free_port, NatsServer};
+use support::node::NodeProc;
+use support::stream::{check_log, events, future_base, offline, per_input, POLICY};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start_node(nats: &NatsServer, dir: &Path, port: u16) -> NodeProc {
+    start_node_with(nats, dir, port, &[])
+}
+
+fn start_node_with(nats: &NatsServer, dir: &Path, port: u16, extra: &[&str]) -> NodeProc {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let args = [
+        "--nats".to_owned(),
+        nats.url(),
+        "--config".to_owned(),
+        policy.display().to_string(),
+        "--set".to_owned(),
+        "max_ahead_s=7200".to_owned(),
+        "--set".to_owned(),
+        "snapshot_every=97".to_owned(),
+    ];
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    let mut node = NodeProc::start(port, &args, &dir.join("node.log"));
+    assert!(
+        node.wait_live(),
+        "node did not start; see {}",
+        dir.join("node.log").display()
+    );
+    node
+}
+
+/// Publishes one JSON line the way any service would: plain NATS, no faultline code.
+async fn publish(js: &jetstream::Context, id: &str, line: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    let kind = v["type"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("faultline."))
+        .unwrap_or("request");
+    let subject = format!(
+        "faultline.in.{}.{kind}",
+        v["subject"].as_str().unwrap_or("unknown")
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+    let ack = js
+        .publish_with_headers(subject, headers, Bytes::from(line.to_owned()))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(5), ack)
+        .await
+        .map_err(|_| "ack timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Publishes every line, retrying each until the server acknowledges it.
+async fn publish_all(
+    js: jetstream::Context,
+    lines: Vec<String>,
+    progress: Arc<AtomicUsize>,
+    pace: Duration,
+) {
+    for (i, line) in lines.iter().enumerate() {
+        tokio::time::sleep(pace).await;
+        let id = format!("ev-{i}");
+        while publish(&js, &id, line).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        progress.store(i + 1, Ordering::SeqCst);
+    }
+}
+
+/// Every record of the stream, decoded (invalid input left out, as agents skip it).
+async fn read_stream(url: &str, name: &str) -> Vec<(Seq, Event)> {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = jetstream::new(client);
+    let stream = js.get_stream(name).await.unwrap();
+    let last = stream.cached_info().state.last_sequence;
+    let mut msgs = stream
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap()
+        .messages()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut seq = 0;
+    while seq < last {
+        let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seq = m.info().unwrap().stream_sequence;
+        let m = m.message;
+        let raw = RawMsg {
+            seq,
+            subject: m.subject.to_string(),
+            headers: m.headers,
+            payload: m.payload,
+        };
+        if let Ok(e) = decode("faultline", &raw) {
+            out.push((seq, e));
+        }
+    }
+    out
+}
+
+#[test]
+fn plain_nats_publisher_gets_decisions_and_bad_input_goes_to_the_dlq() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&nats, dir.path(), free_port());
+    let lines = events(future_base(), 600);
+    let expected = offline(&lines);
+    let rt = runtime();
+    let (decisions, dead) = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let mut out = client.subscribe("faultline.out.>").await.unwrap();
+        client.flush().await.unwrap();
+        let js = jetstream::new(client.clone());
+        for (i, line) in lines.iter().enumerate() {
+            if i == 100 {
+                publish(&js, "bad-json", "{not json").await.unwrap();
+                publish(
+                    &js,
+                    "bad-status",
+                    &line.replace("\"status\":200", "\"status\":1000"),
+                )
+                .await
+                .unwrap();
+            }
+            publish(&js, &format!("ev-{i}"), line).await.unwrap();
+        }
+        let mut decisions = Vec::new();
+        while decisions.len() < expected.len() {
+            let m = tokio::time::timeout(Duration::from_secs(30), out.next())
+                .await
+                .expect("decisions arrive")
+                .unwrap();
+            let ct = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Content-Type"))
+                .map(|v| v.as_str().to_owned());
+            assert_eq!(ct.as_deref(), Some("application/msgpack"));
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .expect("decisions carry Nats-Msg-Id")
+                .as_str()
+                .to_owned();
+            let e = Codec::MsgPack.decode(&m.payload).unwrap();
+            assert_eq!(id, e.id, "Nats-Msg-Id is the decision id");
+            assert_eq!(
+                m.subject.as_str(),
+                format!("faultline.out.{}.{}", &e.source[10..], e.subject)
+            );
+            decisions.push(e);
+        }
+        let dlq = js.get_stream("FAULTLINE_DLQ").await.unwrap();
+        let mut msgs = dlq
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .unwrap()
+            .messages()
+            .await
+            .unwrap();
+        let mut dead = Vec::new();
+        while dead.len() < 2 {
+            let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let h = m.headers.clone().unwrap();
+            dead.push((
+                m.subject.to_string(),
+                h.get("Faultline-Reason").unwrap().as_str().to_owned(),
+                h.get("Faultline-Error").unwrap().as_str().to_owned(),
+                m.payload.clone(),
+            ));
+        }
+        (decisions, dead)
+    });
+    let ids: HashSet<String> = (0..lines.len()).map(|i| format!("ev-{i}")).collect();
+    assert_eq!(per_input(&decisions, &ids), per_input(&expected, &ids));
+    assert_eq!(dead[0].0, "faultline.dlq.malformed");
+    assert_eq!(dead[0].3, Bytes::from_static(b"{not json"));
+    assert_eq!(
+        (dead[1].0.as_str(), dead[1].1.as_str()),
+        ("faultline.dlq.invalid", "invalid")
+    );
+    assert!(dead[1].2.contains("data.status = 1000"), "{}", dead[1].2);
+    assert!(
+        node.terminate(Duration::from_secs(10)),
+        "graceful stop within 10 s"
+    );
+}
+
+#[test]
+fn kill_9_twenty_times_while_publishing_to_jetstream() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let lines = events(future_base(), 1200);
+    let rt = runtime();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let publisher = rt.spawn({
+        let url = nats.url();
+        let (lines, progress) = (lines.clone(), progress.clone());
+        async move {
+            let js = jetstream::new(async_nats::connect(url).await.unwrap());
+            // Paced so that the kills land while inputs are still flowing.
+            publish_all(js, lines, progress, Duration::from_millis(8)).await
+        }
+    });
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let pause = Uniform::new(50u64, 400).unwrap();
+    // A one-second duplicate window: restarts must not rely on server-side
+    // dedupe, only on what each agent finds it already wrote.
+    let window = ["--set", "duplicate_window_s=1"];
+    for i in 0..20 {
+        let node = start_node_with(&nats, dir.path(), port, &window);
+        std::thread::sleep(Duration::from_millis(pause.sample(&mut rng)));
+        node.kill9();
+        if i % 3 == 0 {
+            // Stay down past the duplicate window.
+            std::thread::sleep(Duration::from_millis(1200));
+        }
+    }
+    let mut node = start_node_with(&nats, dir.path(), port, &window);
+    rt.block_on(publisher).unwrap();
+    assert_eq!(progress.load(Ordering::SeqCst), lines.len());
+    node.wait_idle(Duration::from_secs(90));
+    assert!(
+        node.terminate(Duration::from_secs(10)),
+        "graceful stop within 10 s"
+    );
+    let records = rt.block_on(read_stream(&nats.url(), "FAULTLINE"));
+    check_log(&records, &lines);
+}
+
+#[test]
+fn nats_server_restart_during_ingest_loses_nothing_acknowledged() {
+    let mut nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(&nats, dir.path(), free_port());
+    let lines = events(future_base(), 900);
+    let rt = runtime();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let publisher = rt.spawn({
+        let url = nats.url();
+        let (lines, progress) = (lines.clone(), progress.clone());
+        async move {
+            let client = async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .unwrap();
+            publish_all(jetstream::new(client), lines, progress, Duration::ZERO).await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress.load(Ordering::SeqCst) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publisher stuck before the restart"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nats.restart();
+    rt.block_on(publisher).unwrap();
+    node.wait_idle(Duration::from_secs(90));
+    assert!(
+        node.terminate(Duration::from_secs(10)),
+        "graceful stop within 10 s"
+    );
+    let records = rt.block_on(read_stream(&nats.url(), "FAULTLINE"));
+    check_log(&records, &lines);
+}
