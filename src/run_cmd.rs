@@ -37,18 +37,20 @@ pub fn run(config_path: Option<&Path>, flags: &[(String, String)]) -> Result<()>
     let settings = NodeSettings::from_layers(&file_node, &env, &flag_layer);
     let settings = match (settings, problems.list()) {
         (Ok(s), p) if p.is_empty() => s,
-        (Ok(_), p) => {
-            let lines: Vec<String> = p
-                .iter()
-                .map(|p| format!("  {}: {}", p.path, p.message))
-                .collect();
+        (result, mut flag_problems) => {
+            if let Err(e) = result {
+                flag_problems.extend(e.problems);
+            }
+            flag_problems.sort();
+            flag_problems.dedup();
             return Err(anyhow!(
-                "flags have {} problem(s):\n{}",
-                lines.len(),
-                lines.join("\n")
+                "{}",
+                crate::config::ConfigError {
+                    origin: "node settings".to_owned(),
+                    problems: flag_problems,
+                }
             ));
         }
-        (Err(e), _) => return Err(anyhow!("{e}")),
     };
     init_logging(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -244,3 +244,48 @@ fn detect_scores_every_row_of_a_csv_and_reports_unreadable_ones() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("`timestamp` and a `value` column"));
 }
+
+#[test]
+fn run_reports_every_bad_setting_at_once_and_does_not_start() {
+    let out = faultline(
+        &[
+            "run",
+            "--set",
+            "replicas=2",
+            "--set",
+            "prefix=a.b",
+            "--http",
+            "nowhere",
+            "--set",
+            "snapshot_every=often",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "node.replicas: 2 must be 1 or 3",
+        "node.prefix: \"a.b\" must be one NATS token",
+        "node.http: \"nowhere\" is not an address",
+        "\"often\" from flag --set snapshot_every is not a whole number",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+}
+
+#[test]
+fn run_refuses_a_nats_server_it_cannot_reach() {
+    let out = faultline(
+        &[
+            "run",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to nats://127.0.0.1:1"), "{err}");
+}

@@ -2,6 +2,9 @@
 //! an injected agent panic, a parked poison record, and a crash loop of 20
 //! SIGKILLs while a publisher keeps sending.
 
+// Integration tests around real processes: deadlines need the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod support {
     pub mod nats;
     pub mod node;

@@ -4,6 +4,9 @@
 //! the node keeps going; 20 SIGKILLs while publishing lose and duplicate
 //! nothing; a nats-server restart during ingest loses nothing acknowledged.
 
+// Integration tests around real processes: deadlines need the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod support {
     pub mod nats;
     pub mod node;

@@ -50,7 +50,6 @@ pub async fn connect_options(
     let a = &settings.auth;
     let mut o = async_nats::ConnectOptions::new()
         .name("faultline-node")
-        .retry_on_initial_connect()
         .max_reconnects(None);
     if let (Some(u), Some(p)) = (&a.user, &a.password) {
         o = o.user_and_password(u.clone(), p.clone());

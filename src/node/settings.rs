@@ -555,6 +555,17 @@ mod tests {
     }
 
     #[test]
+    fn the_node_table_is_not_part_of_the_policy_hash() {
+        let policy = "agents = [\"breaker\"]\n";
+        let with_node = format!("{policy}[node]\nhttp = \"127.0.0.1:9\"\n");
+        let a = crate::config::Config::from_toml(policy, "a").unwrap();
+        let b = crate::config::Config::from_toml(&with_node, "b").unwrap();
+        assert_eq!(a.hash(), b.hash());
+        let c = crate::config::Config::from_toml("agents = [\"hub\"]\n", "c").unwrap();
+        assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let mut raw = RawNode::default();
         let mut p = Problems::default();

@@ -4,6 +4,8 @@
 //! `sync_interval: always`, and killed (by PID) when dropped.
 
 #![allow(dead_code)]
+// Test harness around real processes: deadlines need the clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! `/livez`, killed by PID (SIGKILL for crash tests, SIGTERM for a graceful stop).
 
 #![allow(dead_code)]
+// Test harness around real processes: deadlines need the clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
