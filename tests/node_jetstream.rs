@@ -108,27 +108,38 @@ async fn publish_all(
     }
 }
 
+/// Reads a stream from its start with an ordered consumer; `next` waits up to 10 s.
+struct InOrder(consumer::pull::Ordered);
+
+impl InOrder {
+    async fn open(stream: &jetstream::stream::Stream) -> Self {
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .unwrap();
+        Self(consumer.messages().await.unwrap())
+    }
+
+    async fn next(&mut self) -> jetstream::Message {
+        tokio::time::timeout(Duration::from_secs(10), self.0.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap()
+    }
+}
+
 /// Every record of the stream, decoded (invalid input left out, as agents skip it).
 async fn read_stream(url: &str, name: &str) -> Vec<(Seq, Event)> {
     let client = async_nats::connect(url).await.unwrap();
     let js = jetstream::new(client);
     let stream = js.get_stream(name).await.unwrap();
     let last = stream.cached_info().state.last_sequence;
-    let mut msgs = stream
-        .create_consumer(consumer::pull::OrderedConfig::default())
-        .await
-        .unwrap()
-        .messages()
-        .await
-        .unwrap();
+    let mut msgs = InOrder::open(&stream).await;
     let mut out = Vec::new();
     let mut seq = 0;
     while seq < last {
-        let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let m = msgs.next().await;
         seq = m.info().unwrap().stream_sequence;
         let m = m.message;
         let raw = RawMsg {
@@ -198,20 +209,10 @@ fn plain_nats_publisher_gets_decisions_and_bad_input_goes_to_the_dlq() {
             decisions.push(e);
         }
         let dlq = js.get_stream("FAULTLINE_DLQ").await.unwrap();
-        let mut msgs = dlq
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .unwrap()
-            .messages()
-            .await
-            .unwrap();
+        let mut msgs = InOrder::open(&dlq).await;
         let mut dead = Vec::new();
         while dead.len() < 2 {
-            let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            let m = msgs.next().await;
             let h = m.headers.clone().unwrap();
             dead.push((
                 m.subject.to_string(),

@@ -159,7 +159,7 @@ impl Running {
             self.since_snapshot += 1;
         }
         self.flush().await;
-        let deadline = crate::engine::Engine::next_deadline(&self.engine);
+        let deadline = self.engine.next_deadline();
         let applied = self.applied;
         self.args.shared.status(name, |s| {
             s.applied = applied;

@@ -115,7 +115,7 @@ async fn ingest(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
         }
         Err(r) => {
             app.shared.metrics.reject(r.reason());
-            if let Err(e) = app.backend.dead_letter(&r, &body, "http").await {
+            if let Err(e) = app.backend.dead_letter(&r, &body, &origin(&body)).await {
                 tracing::error!(error = %e, "could not keep a rejected body");
             }
             return json_response(
@@ -149,7 +149,11 @@ async fn ingest(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
             }
             Err(r) => {
                 app.shared.metrics.reject(r.reason());
-                if let Err(e) = app.backend.dead_letter(&r, &item.bytes, "http").await {
+                if let Err(e) = app
+                    .backend
+                    .dead_letter(&r, &item.bytes, &origin(&item.bytes))
+                    .await
+                {
                     tracing::error!(error = %e, "could not keep a rejected event");
                 }
                 results[i] = json!({"index": i, "status": "rejected", "reason": r.reason(), "error": r.to_string()});
@@ -190,6 +194,12 @@ async fn ingest(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Resp
         status,
         json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results}),
     )
+}
+
+/// Names a rejected HTTP item by its content, so its DLQ copy has a dedupe id
+/// of its own (the same bytes sent twice are kept once).
+fn origin(bytes: &[u8]) -> String {
+    format!("http-{:016x}", crate::fnv::fnv1a64(bytes))
 }
 
 async fn ready(State(app): State<App>) -> Response {

@@ -175,11 +175,6 @@ impl JetStream {
         ))
     }
 
-    /// The underlying client (for request-reply and health).
-    pub fn client(&self) -> &async_nats::Client {
-        &self.client
-    }
-
     /// Whether the connection is up.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
