@@ -25,7 +25,7 @@ mod agent;
 mod replay;
 mod snapshot;
 
-pub use agent::{decode_state, encode_state, slot, Agent, Proposal};
+pub use agent::{decode_state, encode_state, services_view, slot, Agent, Proposal};
 pub use replay::{Divergence, LiveDivergence};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT};
 
@@ -59,6 +59,15 @@ impl Engine {
     /// The sequence the next record will get.
     pub fn next_seq(&self) -> Seq {
         self.next_seq
+    }
+
+    /// The named agent's view of `service` (see [`Agent::view`]); `None` when
+    /// the agent is not in this engine or knows nothing of the service.
+    pub fn view(&self, agent: &str, service: Option<&str>) -> Option<serde_json::Value> {
+        self.agents
+            .iter()
+            .find(|a| a.name() == agent)
+            .and_then(|a| a.view(service))
     }
 
     /// The earliest deadline of any agent.

@@ -39,6 +39,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod agent_actor;
+pub mod alerts;
 pub mod backend;
 pub mod body;
 pub mod http;
@@ -46,6 +47,7 @@ pub mod ingest;
 pub mod jetstream;
 pub mod metrics;
 pub mod settings;
+pub mod state;
 pub mod supervisor;
 pub mod ticker;
 
@@ -155,6 +157,12 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Why the node failed, if it did.
     pub failure: Mutex<Option<String>>,
+    /// The agents' engines, for state queries.
+    pub views: state::Views,
+    /// The agents this node runs, in order.
+    pub running: Vec<&'static str>,
+    /// Woken when the hub escalates or resolves (the alert forwarder posts at once).
+    pub alert_wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -171,6 +179,9 @@ impl Shared {
             incidents: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             failure: Mutex::new(None),
+            views: state::Views::default(),
+            running: specs.iter().map(|s| s.name).collect(),
+            alert_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -188,6 +199,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// `agent`'s view of `service` as a JSON body and HTTP status.
+    pub fn state_answer(&self, agent: &str, service: Option<&str>) -> (u16, Vec<u8>) {
+        self.views.answer(&self.running, agent, service)
     }
 
     /// Follows breaker and incident decisions for the open-count gauges.
@@ -209,6 +225,9 @@ impl Shared {
                 use crate::events::decision::IncidentPhase;
                 let mut m = self.incidents.lock().unwrap_or_else(|p| p.into_inner());
                 m.insert(i.incident_id.clone(), i.phase != IncidentPhase::Resolved);
+                if matches!(i.phase, IncidentPhase::Escalated | IncidentPhase::Resolved) {
+                    self.alert_wake.notify_one();
+                }
                 self.metrics
                     .incidents_open
                     .set(m.values().filter(|o| **o).count() as i64);
@@ -311,6 +330,27 @@ impl Node {
         .map_err(|e| NodeError::Failed(format!("supervisor did not start: {e}")))?;
         let (http_addr, http_stop, http_done) =
             http::serve(settings.clone(), backend.clone(), shared.clone()).await?;
+        if let Some(url) = &settings.alert_webhook {
+            if shared.running.contains(&"hub") {
+                let target = alerts::AlertTarget {
+                    url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+                    repeat: Duration::from_secs(settings.alert_repeat_s),
+                    timeout: Duration::from_secs(settings.alert_timeout_s),
+                    base_url: format!("http://{http_addr}"),
+                };
+                tokio::spawn(alerts::run(target, shared.clone(), http_stop.subscribe()));
+            } else {
+                tracing::warn!("alert_webhook is set but the hub agent is not enabled: no escalations to forward");
+            }
+        }
+        if let Backend::JetStream(js) = &backend {
+            tokio::spawn(state::serve_nats(
+                js.client().clone(),
+                settings.prefix.clone(),
+                shared.clone(),
+                http_stop.subscribe(),
+            ));
+        }
         tracing::info!(http = %http_addr, "node started");
         Ok(Self {
             http_addr,

@@ -189,6 +189,9 @@ impl Agent for Flaky {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
+        self.inner.view(service)
+    }
     fn apply(&mut self, seq: Seq, record: &Event, out: &mut Vec<Proposal>) {
         self.inner.apply(seq, record, out);
         if record.id == self.poison

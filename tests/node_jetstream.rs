@@ -208,6 +208,25 @@ fn plain_nats_publisher_gets_decisions_and_bad_input_goes_to_the_dlq() {
             );
             decisions.push(e);
         }
+        // Enforcers ask over NATS request-reply: pay's breaker is open.
+        let reply = client
+            .request("faultline.state.breaker.pay", "".into())
+            .await
+            .expect("a node answers state requests");
+        let state: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(state["state"]["service"]["state"], "open", "{state}");
+        let unknown = client
+            .request("faultline.state.rollback.pay", "".into())
+            .await
+            .unwrap();
+        let unknown: serde_json::Value = serde_json::from_slice(&unknown.payload).unwrap();
+        assert!(
+            unknown["error"]
+                .as_str()
+                .unwrap()
+                .contains("not running on this node"),
+            "{unknown}"
+        );
         let dlq = js.get_stream("FAULTLINE_DLQ").await.unwrap();
         let mut msgs = InOrder::open(&dlq).await;
         let mut dead = Vec::new();

@@ -47,6 +47,17 @@ pub trait Agent: Send {
 
     /// Replaces the state with a snapshot taken by [`Agent::snapshot`].
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+
+    /// What this agent currently holds about `service` (JSON), for enforcers
+    /// that query state instead of replaying the log; `None` when it knows
+    /// nothing of the service. With no service: an overview of the agent
+    /// (at least the services it knows). Read-only; never changes the fold.
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value>;
+}
+
+/// The overview most agents give: the services they hold state for.
+pub fn services_view<'a>(names: impl Iterator<Item = &'a String>) -> serde_json::Value {
+    serde_json::json!({ "services": names.collect::<Vec<_>>() })
 }
 
 /// Encodes an agent's state for [`Agent::snapshot`] (msgpack, named fields).

@@ -11,7 +11,7 @@
 //! half-updated state).
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -20,7 +20,7 @@ use super::backend::{Backend, Reader};
 use super::metrics::{DecisionLabel, Metrics};
 use super::{AgentSpec, NodeError, Shared};
 use crate::engine::Engine;
-use crate::events::Event;
+use crate::events::{Event, Rejection, Timestamp};
 use crate::log::Seq;
 
 /// Records read per batch.
@@ -61,7 +61,8 @@ pub struct AgentActor;
 /// Its state.
 pub struct Running {
     args: AgentArgs,
-    engine: Engine,
+    /// Shared with state queries, which lock it between batches.
+    engine: Arc<Mutex<Engine>>,
     reader: Reader,
     /// Decisions found in the log after the snapshot: not to be written again.
     written: HashSet<String>,
@@ -106,8 +107,14 @@ impl Running {
         }
     }
 
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        // Poisoned only by a panic mid-batch, after which the actor stops
+        // and its successor builds a new engine: never seen here.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     async fn snapshot(&mut self) -> Result<(), NodeError> {
-        let snap = self.engine.snapshot();
+        let snap = self.engine().snapshot();
         self.args.backend.put_snapshot(self.name(), &snap).await?;
         self.since_snapshot = 0;
         self.last_snapshot = Instant::now();
@@ -120,10 +127,9 @@ impl Running {
         Ok(())
     }
 
-    /// Reads and applies one batch; returns how many records it held.
-    async fn step(&mut self) -> Result<usize, NodeError> {
-        let batch = self.reader.next_batch(BATCH, WAIT).await?;
-        let n = batch.len();
+    /// Folds one batch under the engine lock (no await while it is held);
+    /// returns the agent's next deadline.
+    fn apply_batch(&mut self, batch: Vec<(Seq, Result<Event, Rejection>)>) -> Option<Timestamp> {
         let name = self.name();
         let hist = self
             .args
@@ -133,6 +139,8 @@ impl Running {
             .get_or_create(&Metrics::agent(name))
             .clone();
         let source = format!("faultline/{name}");
+        let engine = self.engine.clone();
+        let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
         for (seq, record) in batch {
             if seq <= self.applied {
                 continue;
@@ -141,7 +149,7 @@ impl Running {
             match record {
                 Ok(event) if !self.args.parked.contains(&seq) => {
                     let t0 = Instant::now();
-                    let decisions = self.engine.replay_one(seq, &event);
+                    let decisions = engine.replay_one(seq, &event);
                     hist.observe(t0.elapsed().as_secs_f64());
                     if event.source == source {
                         self.args.shared.observe_decision(&event);
@@ -153,13 +161,21 @@ impl Running {
                     }
                 }
                 // Invalid input (the ingest path dead-letters it) or a parked record.
-                _ => self.engine.skip_to(seq),
+                _ => engine.skip_to(seq),
             }
             self.applied = seq;
             self.since_snapshot += 1;
         }
+        engine.next_deadline()
+    }
+
+    /// Reads and applies one batch; returns how many records it held.
+    async fn step(&mut self) -> Result<usize, NodeError> {
+        let batch = self.reader.next_batch(BATCH, WAIT).await?;
+        let n = batch.len();
+        let name = self.name();
+        let deadline = self.apply_batch(batch);
         self.flush().await;
-        let deadline = self.engine.next_deadline();
         let applied = self.applied;
         self.args.shared.status(name, |s| {
             s.applied = applied;
@@ -220,6 +236,8 @@ impl Actor for AgentActor {
             s.caught_up = false;
             s.deadline = engine.next_deadline();
         });
+        let engine = Arc::new(Mutex::new(engine));
+        args.shared.views.register(name, engine.clone());
         myself.send_message(AgentMsg::Pull)?;
         Ok(Running {
             args,

@@ -7,6 +7,12 @@
 //!   accepted, 400 when every item failed, 413 over `max_body_bytes`, 503
 //!   while shutting down. Rejected items are kept in the dead-letter store.
 //!   The answer is sent only once accepted events are durable.
+//! - `GET /v1/state/<agent>/<service>`: what `agent` holds about `service`
+//!   (see [`super::state`]); `GET /v1/state/<agent>`: its overview. 404 with
+//!   the reason for an agent not running here or a service it knows nothing of.
+//! - With `http_token` set, every `/v1/*` request needs
+//!   `Authorization: Bearer <token>` (401 otherwise); health and metrics stay
+//!   open so probes and scrapers need no secret.
 //! - `GET /livez`: the process serves requests.
 //! - `GET /readyz`: the log is reachable and every agent has caught up.
 //! - `GET /metrics`: OpenMetrics text.
@@ -15,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +31,7 @@ use serde_json::json;
 
 use super::backend::{Appended, Backend};
 use super::body::{framing, split};
-use super::settings::NodeSettings;
+use super::settings::{NodeSettings, Secret};
 use super::{wall_now, NodeError, Shared};
 use crate::events::Rejection;
 
@@ -34,6 +40,7 @@ struct App {
     backend: Backend,
     shared: Arc<Shared>,
     max_ahead_s: u64,
+    token: Option<Secret>,
 }
 
 /// Binds and serves; returns the bound address, a stop switch and the task.
@@ -53,9 +60,12 @@ pub async fn serve(
         backend,
         shared,
         max_ahead_s: settings.max_ahead_s,
+        token: settings.http_token.clone(),
     };
     let router = Router::new()
         .route("/v1/events", post(ingest))
+        .route("/v1/state/{agent}", get(overview))
+        .route("/v1/state/{agent}/{service}", get(state))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -95,7 +105,67 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// `None` when the request may proceed; the 401 answer otherwise.
+fn unauthorized(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let want = app.token.as_ref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), want.0.as_bytes()) => None,
+        Some(_) => Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "the bearer token is not the node's http_token"}),
+        )),
+        None => Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "this node requires `Authorization: Bearer <http_token>`"}),
+        )),
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn state(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((agent, service)): Path<(String, String)>,
+) -> Response {
+    if let Some(denied) = unauthorized(&app, &headers) {
+        return denied;
+    }
+    state_response(&app, &agent, Some(&service))
+}
+
+async fn overview(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+) -> Response {
+    if let Some(denied) = unauthorized(&app, &headers) {
+        return denied;
+    }
+    state_response(&app, &agent, None)
+}
+
+fn state_response(app: &App, agent: &str, service: Option<&str>) -> Response {
+    let (status, body) = app.shared.state_answer(agent, service);
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 async fn ingest(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = unauthorized(&app, &headers) {
+        return denied;
+    }
     if app.shared.stopping.load(Ordering::SeqCst) {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -176,6 +176,11 @@ impl JetStream {
     }
 
     /// Whether the connection is up.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Whether the client is connected now.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }

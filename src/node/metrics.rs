@@ -61,6 +61,10 @@ pub struct Metrics {
     pub incidents_open: Gauge,
     /// Ticks appended for timers.
     pub ticks: Counter,
+    /// Alerts delivered to the Alertmanager webhook.
+    pub alerts_sent: Counter,
+    /// Failed webhook posts (each retried).
+    pub alert_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -79,6 +83,8 @@ impl Default for Metrics {
         let breakers_open = Gauge::default();
         let incidents_open = Gauge::default();
         let ticks = Counter::default();
+        let alerts_sent = Counter::default();
+        let alert_failures = Counter::default();
         registry.register(
             "events_ingested",
             "Inputs accepted into the log",
@@ -130,6 +136,16 @@ impl Default for Metrics {
             incidents_open.clone(),
         );
         registry.register("ticks", "Tick records appended for timers", ticks.clone());
+        registry.register(
+            "alerts_sent",
+            "Alerts delivered to the Alertmanager webhook",
+            alerts_sent.clone(),
+        );
+        registry.register(
+            "alert_post_failures",
+            "Failed Alertmanager webhook posts (each retried)",
+            alert_failures.clone(),
+        );
         Self {
             registry,
             ingested,
@@ -143,6 +159,8 @@ impl Default for Metrics {
             breakers_open,
             incidents_open,
             ticks,
+            alerts_sent,
+            alert_failures,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{ConfigError, ConfigProblem, Problems};
 
 /// Every `[node]` key, as written in the file; the environment variable is
 /// `FAULTLINE_` + the key upper-cased.
-pub const KEYS: [&str; 27] = [
+pub const KEYS: [&str; 31] = [
     "data",
     "http",
     "nats_url",
@@ -46,6 +46,10 @@ pub const KEYS: [&str; 27] = [
     "nats_tls_ca",
     "nats_tls_cert",
     "nats_tls_key",
+    "http_token",
+    "alert_webhook",
+    "alert_repeat_s",
+    "alert_timeout_s",
 ];
 
 /// The `[node]` table as written; every key optional.
@@ -79,6 +83,10 @@ pub struct RawNode {
     nats_tls_ca: Option<String>,
     nats_tls_cert: Option<String>,
     nats_tls_key: Option<String>,
+    http_token: Option<String>,
+    alert_webhook: Option<String>,
+    alert_repeat_s: Option<u64>,
+    alert_timeout_s: Option<u64>,
 }
 
 /// How log lines are written.
@@ -171,6 +179,25 @@ pub struct NodeSettings {
     pub log_format: LogFormat,
     /// NATS credentials and TLS.
     pub auth: NatsAuth,
+    /// Bearer token required on `/v1/*` (ingest, commands, state); none when unset.
+    pub http_token: Option<Secret>,
+    /// Alertmanager base URL (`http://am:9093`); hub escalations are posted to
+    /// `<url>/api/v2/alerts`. None: escalations only go to the log.
+    pub alert_webhook: Option<String>,
+    /// Active escalations are re-sent this often, seconds. Default 60.
+    pub alert_repeat_s: u64,
+    /// One webhook request may take this long, seconds. Default 10.
+    pub alert_timeout_s: u64,
+}
+
+/// A secret setting: `Debug` says it is set, never what it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(set)")
+    }
 }
 
 impl Default for NodeSettings {
@@ -230,6 +257,10 @@ impl RawNode {
             "crash_limit" => self.crash_limit = number(),
             "log_format" => self.log_format = text(),
             "nats_user" => self.nats_user = text(),
+            "http_token" => self.http_token = text(),
+            "alert_webhook" => self.alert_webhook = text(),
+            "alert_repeat_s" => self.alert_repeat_s = number(),
+            "alert_timeout_s" => self.alert_timeout_s = number(),
             "nats_password" => self.nats_password = text(),
             "nats_token" => self.nats_token = text(),
             "nats_nkey" => self.nats_nkey = text(),
@@ -276,7 +307,11 @@ impl RawNode {
             nats_creds,
             nats_tls_ca,
             nats_tls_cert,
-            nats_tls_key
+            nats_tls_key,
+            http_token,
+            alert_webhook,
+            alert_repeat_s,
+            alert_timeout_s
         )
     }
 }
@@ -359,6 +394,15 @@ impl NodeSettings {
                 LogFormat::Text
             }
         };
+        let alert_webhook = raw.alert_webhook.clone().filter(|u| !u.is_empty());
+        if let Some(u) = &alert_webhook {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                problems.add(
+                    "node.alert_webhook",
+                    format!("{u:?} is not an http:// or https:// URL"),
+                );
+            }
+        }
         let auth = NatsAuth {
             user: raw.nats_user.clone(),
             password: raw.nats_password.clone(),
@@ -445,6 +489,10 @@ impl NodeSettings {
                 .min(u32::MAX as u64) as u32,
             log_format,
             auth,
+            http_token: raw.http_token.clone().filter(|t| !t.is_empty()).map(Secret),
+            alert_webhook,
+            alert_repeat_s: at_least(raw.alert_repeat_s, 60, 1, "alert_repeat_s", problems),
+            alert_timeout_s: at_least(raw.alert_timeout_s, 10, 1, "alert_timeout_s", problems),
         }
     }
 }

@@ -159,6 +159,11 @@ impl Circuit {
         self.state
     }
 
+    /// What an enforcer needs: the state and when it next changes by itself.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({ "state": self.state, "until": self.deadline() })
+    }
+
     /// When this breaker's next timer is due.
     pub fn deadline(&self) -> Option<Timestamp> {
         match self.state {

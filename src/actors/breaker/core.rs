@@ -310,6 +310,36 @@ impl Agent for BreakerAgent {
         self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
+
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
+        let Some(service) = service else {
+            let open: Vec<&String> = (self.state.services.iter())
+                .filter(|(_, c)| c.state() != BreakerState::Closed)
+                .map(|(s, _)| s)
+                .collect();
+            return Some(serde_json::json!({
+                "services": self.state.services.keys().collect::<Vec<_>>(),
+                "not_closed": open,
+            }));
+        };
+        let scoped = |m: &BTreeMap<String, BTreeMap<String, Circuit>>| {
+            m.get(service).map(|inner| {
+                (inner.iter())
+                    .map(|(k, c)| (k.clone(), c.view()))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+        };
+        let (edges, instances) = (scoped(&self.state.edges), scoped(&self.state.instances));
+        let own = self.state.services.get(service);
+        if own.is_none() && edges.is_none() && instances.is_none() {
+            return None;
+        }
+        Some(serde_json::json!({
+            "service": own.map(Circuit::view),
+            "edges_from_callers": edges.unwrap_or_default(),
+            "instances": instances.unwrap_or_default(),
+        }))
+    }
 }
 
 fn system_proposal(ch: &Change) -> Proposal {

@@ -629,6 +629,22 @@ impl Agent for GuardAgent {
         self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
+
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
+        let Some(name) = service else {
+            return Some(serde_json::json!({
+                "services": self.state.services.keys().collect::<Vec<_>>(),
+                "episodes": self.state.episodes,
+            }));
+        };
+        let s = self.state.services.get(name)?;
+        let episodes: BTreeMap<&String, &Episode> = (self.state.episodes.iter())
+            .filter(|(root, e)| {
+                *root == name || (e.edges.iter()).any(|edge| edge.split("->").any(|p| p == name))
+            })
+            .collect();
+        Some(serde_json::json!({ "service": s, "episodes": episodes }))
+    }
 }
 
 #[cfg(test)]

@@ -699,4 +699,16 @@ impl Agent for HubAgent {
         self.state = decode_state(bytes, NAME)?;
         Ok(())
     }
+
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
+        let incidents: Vec<&Incident> = (self.state.incidents.values())
+            .filter(|i| service.is_none_or(|s| i.services.contains(s) || i.subject == s))
+            .collect();
+        if let Some(s) = service {
+            if incidents.is_empty() && !self.state.services.contains_key(s) {
+                return None;
+            }
+        }
+        Some(serde_json::json!({ "incidents": incidents }))
+    }
 }

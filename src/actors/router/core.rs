@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::config::RouterConfig;
 use super::outlier::{self, Tally};
 use super::table::{self, HostView, Split, Table};
-use crate::engine::{decode_state, encode_state, slot, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, services_view, slot, Agent, Proposal};
 use crate::events::decision::{
     BreakerDecision, BreakerState, Ejection, EjectionTrigger, RollbackDecision, RouteDecision,
     RouteStrategy,
@@ -442,5 +442,17 @@ impl Agent for RouterAgent {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.state = decode_state(bytes, NAME)?;
         Ok(())
+    }
+
+    fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
+        let Some(name) = service else {
+            return Some(services_view(self.state.services.keys()));
+        };
+        let s = self.state.services.get(name)?;
+        Some(serde_json::json!({
+            "hosts": s.hosts,
+            "split": s.split,
+            "next_analysis": s.next_analysis,
+        }))
     }
 }
