@@ -10,6 +10,7 @@
 mod support {
     pub mod nats;
     pub mod node;
+    pub mod plain;
     pub mod stream;
 }
 
@@ -29,6 +30,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_distr::{Distribution, Uniform};
 use support::nats::{free_port, NatsServer};
 use support::node::NodeProc;
+use support::plain::publish;
 use support::stream::{check_log, events, future_base, offline, per_input, POLICY};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -65,30 +67,6 @@ fn start_node_with(nats: &NatsServer, dir: &Path, port: u16, extra: &[&str]) -> 
         dir.join("node.log").display()
     );
     node
-}
-
-/// Publishes one JSON line the way any service would: plain NATS, no faultline code.
-async fn publish(js: &jetstream::Context, id: &str, line: &str) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-    let kind = v["type"]
-        .as_str()
-        .and_then(|t| t.strip_prefix("faultline."))
-        .unwrap_or("request");
-    let subject = format!(
-        "faultline.in.{}.{kind}",
-        v["subject"].as_str().unwrap_or("unknown")
-    );
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-    let ack = js
-        .publish_with_headers(subject, headers, Bytes::from(line.to_owned()))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::time::timeout(Duration::from_secs(5), ack)
-        .await
-        .map_err(|_| "ack timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// Publishes every line, retrying each until the server acknowledges it.

@@ -17,6 +17,8 @@ pub struct NatsServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
     binary: PathBuf,
+    extra: String,
+    env: Vec<(String, String)>,
 }
 
 pub fn free_port() -> u16 {
@@ -59,12 +61,32 @@ pub fn find_binary() -> PathBuf {
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with(None, &[])
+    }
+
+    /// A server whose config includes a copy of `include` (nats-server
+    /// resolves includes relative to the config file), with `env` in its
+    /// environment (for `$VARIABLE` references in the included file).
+    pub fn start_with(include: Option<&Path>, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let extra = match include {
+            Some(file) => {
+                let name = file.file_name().unwrap();
+                std::fs::copy(file, dir.path().join(name)).unwrap();
+                format!("include ./{}", name.to_string_lossy())
+            }
+            None => String::new(),
+        };
         let mut s = Self {
             child: None,
             port: free_port(),
             dir,
             binary: find_binary(),
+            extra,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.launch();
         s
@@ -75,15 +97,17 @@ impl NatsServer {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n{}\n",
                 self.port,
-                self.dir.path().join("js")
+                self.dir.path().join("js"),
+                self.extra
             ),
         )
         .unwrap();
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&conf)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
