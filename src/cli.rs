@@ -100,6 +100,54 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Publish a JSON-lines event file to a node (JetStream or HTTP ingest), with progress.
+    Publish {
+        /// JSON-lines file of CloudEvents, or `-` for stdin.
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        to: NodeTarget,
+    },
+    /// Follow decisions as the node makes them, one readable line each.
+    Tail {
+        #[command(flatten)]
+        from: NodeTarget,
+        /// Only this agent's decisions (breaker, router, ...).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only decisions about this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Print JSON lines instead.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many decisions.
+        #[arg(long)]
+        count: Option<u64>,
+        /// (--http) Start after this log sequence instead of now.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+    /// Publish realistic observation traffic for a set of services, bounded in time and count.
+    Load {
+        /// minimal (3 services), baseline (8), stress (20, with a fault mid-run).
+        #[arg(long, default_value = "baseline")]
+        profile: String,
+        #[command(flatten)]
+        to: NodeTarget,
+        /// Services (overrides the profile).
+        #[arg(long)]
+        services: Option<usize>,
+        /// Seconds of traffic (overrides the profile).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_events: u64,
+        /// Seed of the traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print the JSON Schema of every event type, or write them to a directory.
     Schema {
         /// Write one file per type into this directory instead of printing.
@@ -109,6 +157,29 @@ enum Command {
         #[arg(long = "type")]
         kind: Option<String>,
     },
+}
+
+/// Where a tool reaches the node.
+#[derive(clap::Args, Debug)]
+struct NodeTarget {
+    /// NATS server URL (JetStream node); credentials from FAULTLINE_NATS_* variables.
+    #[arg(long)]
+    nats: Option<String>,
+    /// HTTP base URL of an embedded node, e.g. http://127.0.0.1:7070.
+    #[arg(long)]
+    http: Option<String>,
+    /// Bearer token for --http (default: FAULTLINE_HTTP_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Subject prefix (--nats).
+    #[arg(long, default_value = "faultline")]
+    prefix: String,
+}
+
+impl NodeTarget {
+    fn resolve(self) -> Result<crate::tools::target::Target> {
+        crate::tools::target::Target::from_flags(self.nats, self.http, self.prefix, self.token)
+    }
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -162,6 +233,41 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             crate::run_cmd::run(config.as_deref(), &flags)
         }
+        Command::Publish { input, to } => crate::tools::cmd::publish_cmd(&input, &to.resolve()?),
+        Command::Tail {
+            from,
+            agent,
+            service,
+            json,
+            count,
+            after,
+        } => crate::tools::cmd::tail_cmd(
+            &from.resolve()?,
+            &crate::tools::tail::TailArgs {
+                agent,
+                service,
+                json,
+                count,
+                after,
+            },
+        ),
+        Command::Load {
+            profile,
+            to,
+            services,
+            duration,
+            max_events,
+            seed,
+        } => crate::tools::cmd::load_cmd(
+            &to.resolve()?,
+            &crate::tools::cmd::LoadArgs {
+                profile,
+                services,
+                duration_s: duration,
+                max_events,
+                seed,
+            },
+        ),
     }
 }
 
@@ -173,7 +279,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 }
 
 /// `-` is stdin; a file also reports its size (for progress).
-fn open_input(input: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
+pub(crate) fn open_input(input: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
     if input == Path::new("-") {
         return Ok((Box::new(io::stdin().lock()), None));
     }

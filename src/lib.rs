@@ -19,3 +19,4 @@ pub mod node;
 pub mod process;
 pub mod run_cmd;
 pub mod schema;
+pub mod tools;

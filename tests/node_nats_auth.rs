@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
-use support::nats::{free_port, NatsServer};
-use support::node::NodeProc;
+use support::nats::NatsServer;
+use support::node::start_policy_node;
 use support::plain::publish;
-use support::stream::{events, future_base, offline, POLICY};
+use support::stream::{events, future_base, offline};
 
 const PASSWORDS: [(&str, &str); 4] = [
     ("FAULTLINE_NODE_PASSWORD", "node-pw"),
@@ -47,28 +47,18 @@ fn deploy_permissions_let_each_role_do_its_job_and_no_more() {
         &PASSWORDS,
     );
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
-    let log = dir.path().join("node.log");
     let url = nats.url();
-    let args = [
-        "--nats",
-        &url,
-        "--config",
-        policy.to_str().unwrap(),
-        "--set",
-        "max_ahead_s=7200",
-        "--set",
-        "nats_user=faultline-node",
-        "--set",
-        "nats_password=node-pw",
-    ];
-    let mut node = NodeProc::start(free_port(), &args, &log);
-    assert!(
-        node.wait_live(),
-        "node did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+    let node = start_policy_node(
+        dir.path(),
+        &["--nats", &url],
+        &[
+            "--set",
+            "nats_user=faultline-node",
+            "--set",
+            "nats_password=node-pw",
+        ],
     );
+    let log = dir.path().join("node.log");
     let lines = events(future_base(), 200);
     let expected = offline(&lines);
 

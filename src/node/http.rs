@@ -10,6 +10,10 @@
 //! - `GET /v1/state/<agent>/<service>`: what `agent` holds about `service`
 //!   (see [`super::state`]); `GET /v1/state/<agent>`: its overview. 404 with
 //!   the reason for an agent not running here or a service it knows nothing of.
+//! - `GET /v1/decisions?after=SEQ&limit=N&wait_ms=MS`: decisions logged after
+//!   `SEQ`, waiting up to `wait_ms` (≤ 5 s) for one to come (`faultline
+//!   tail` follows a node with it). Without `after`: none, and `next` set to
+//!   the end of the log, to follow from now.
 //! - With `http_token` set, every `/v1/*` request needs
 //!   `Authorization: Bearer <token>` (401 otherwise); health and metrics stay
 //!   open so probes and scrapers need no secret.
@@ -21,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -64,6 +68,7 @@ pub async fn serve(
     };
     let router = Router::new()
         .route("/v1/events", post(ingest))
+        .route("/v1/decisions", get(decisions))
         .route("/v1/state/{agent}", get(overview))
         .route("/v1/state/{agent}/{service}", get(state))
         .route("/livez", get(|| async { "ok\n" }))
@@ -150,6 +155,75 @@ async fn overview(
         return denied;
     }
     state_response(&app, &agent, None)
+}
+
+async fn decisions(State(app): State<App>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    if let Some(denied) = unauthorized(&app, &headers) {
+        return denied;
+    }
+    let mut after = None;
+    let (mut limit, mut wait_ms) = (1000usize, 0u64);
+    for pair in q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = || {
+            json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("query parameter {k}={v:?} is not a non-negative integer")}),
+            )
+        };
+        let Ok(n) = v.parse::<u64>() else {
+            return bad();
+        };
+        match k {
+            "after" => after = Some(n),
+            "limit" => limit = (n as usize).clamp(1, 10_000),
+            "wait_ms" => wait_ms = n.min(crate::tools::tail::MAX_WAIT.as_millis() as u64),
+            _ => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("unknown query parameter {k:?} (after, limit, wait_ms)")}),
+                )
+            }
+        }
+    }
+    let unavailable = |e: NodeError| {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": format!("reading the log: {e}")}),
+        )
+    };
+    let Some(after) = after else {
+        return match app.backend.last_seq().await {
+            Ok(last) => json_response(StatusCode::OK, json!({"next": last, "decisions": []})),
+            Err(e) => unavailable(e),
+        };
+    };
+    let batch = match app.backend.reader(after + 1).await {
+        Ok(mut r) => {
+            r.next_batch(limit, std::time::Duration::from_millis(wait_ms))
+                .await
+        }
+        Err(e) => return unavailable(e),
+    };
+    let batch = match batch {
+        Ok(b) => b,
+        Err(e) => return unavailable(e),
+    };
+    let next = batch.last().map_or(after, |(seq, _)| *seq);
+    let decisions: Vec<serde_json::Value> = (batch.into_iter())
+        .filter_map(|(seq, r)| r.ok().map(|e| (seq, e)))
+        .filter(|(_, e)| e.event_type().is_decision())
+        .map(|(seq, e)| json!({"seq": seq, "event": e}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({"next": next, "decisions": decisions}),
+    )
 }
 
 fn state_response(app: &App, agent: &str, service: Option<&str>) -> Response {

@@ -111,3 +111,27 @@ impl Drop for NodeProc {
         let _ = self.child.wait();
     }
 }
+
+/// Starts a node on a free port running the test policy (written into
+/// `dir`), with `backend` (`--nats URL` or `--data DIR`), a raised
+/// `max_ahead_s`, and `extra` arguments; waits until it is live.
+pub fn start_policy_node(dir: &Path, backend: &[&str], extra: &[&str]) -> NodeProc {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, super::stream::POLICY).unwrap();
+    let log = dir.join("node.log");
+    let mut args = backend.to_vec();
+    args.extend_from_slice(&[
+        "--config",
+        policy.to_str().unwrap(),
+        "--set",
+        "max_ahead_s=7200",
+    ]);
+    args.extend_from_slice(extra);
+    let mut node = NodeProc::start(super::nats::free_port(), &args, &log);
+    assert!(
+        node.wait_live(),
+        "node did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    node
+}
