@@ -321,19 +321,30 @@ impl JetStream {
         Ok(())
     }
 
-    /// Ids of `agent`'s decisions stored after `after`.
+    /// Ids of `agent`'s decisions stored after `after`. Reads only up to the
+    /// agent's last decision (found by subject, wildcards allowed), so a
+    /// start with nothing to re-check costs one request, not a read timeout.
     pub async fn written_ids(&self, agent: &str, after: Seq) -> Result<HashSet<String>, NodeError> {
+        use jetstream::stream::LastRawMessageErrorKind;
         let mut ids = HashSet::new();
-        let last = self.last_seq().await?;
+        let filter = format!("{}.out.{agent}.>", self.prefix);
+        let s = self.main_stream().await?;
+        let last = match s.get_last_raw_message_by_subject(&filter).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(ids),
+            Err(e) => return Err(nats_err("finding the last decision written")(e.to_string())),
+        };
         if last <= after {
             return Ok(ids);
         }
-        let filter = format!("{}.out.{agent}.>", self.prefix);
         let mut r = JsReader::open(self, after + 1, filter).await?;
         while r.position < last {
-            let batch = r.raw_batch(4096, Duration::from_secs(2)).await?;
+            let batch = r.raw_batch(4096, Duration::from_secs(5)).await?;
             if batch.is_empty() {
-                break;
+                return Err(NodeError::Nats {
+                    what: format!("re-reading {agent}'s decisions up to {last}"),
+                    message: format!("stalled at {}", r.position),
+                });
             }
             for m in batch {
                 if let Some(id) = m

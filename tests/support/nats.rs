@@ -19,6 +19,7 @@ pub struct NatsServer {
     binary: PathBuf,
     extra: String,
     env: Vec<(String, String)>,
+    sync: &'static str,
 }
 
 pub fn free_port() -> u16 {
@@ -64,10 +65,25 @@ impl NatsServer {
         Self::start_with(None, &[])
     }
 
+    /// A server with nats-server's default (periodic) fsync, as production
+    /// runs it: for benchmarks, where `sync_interval: always` would measure
+    /// the disk rather than the node.
+    pub fn start_for_bench() -> Self {
+        let mut s = Self::start_with_sync(None, &[], "");
+        s.launch();
+        s
+    }
+
     /// A server whose config includes a copy of `include` (nats-server
     /// resolves includes relative to the config file), with `env` in its
     /// environment (for `$VARIABLE` references in the included file).
     pub fn start_with(include: Option<&Path>, env: &[(&str, &str)]) -> Self {
+        let mut s = Self::start_with_sync(include, env, "sync_interval: always");
+        s.launch();
+        s
+    }
+
+    fn start_with_sync(include: Option<&Path>, env: &[(&str, &str)], sync: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let extra = match include {
             Some(file) => {
@@ -77,7 +93,7 @@ impl NatsServer {
             }
             None => String::new(),
         };
-        let mut s = Self {
+        let s = Self {
             child: None,
             port: free_port(),
             dir,
@@ -87,8 +103,8 @@ impl NatsServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            sync,
         };
-        s.launch();
         s
     }
 
@@ -97,9 +113,10 @@ impl NatsServer {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n{}\n",
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  {}\n}}\n{}\n",
                 self.port,
                 self.dir.path().join("js"),
+                self.sync,
                 self.extra
             ),
         )

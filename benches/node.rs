@@ -1,0 +1,206 @@
+//! The node on JetStream against a real nats-server, in one run:
+//!
+//! 1. **raw consume**: N stored events read through an ordered consumer and
+//!    decoded, nothing else (the ceiling);
+//! 2. **pipeline**: a node started over the same N events, every default
+//!    agent applying them and writing its decisions, timed until every agent
+//!    has applied the last one;
+//! 3. **latency**: with the node caught up, traffic offered at half the
+//!    pipeline rate, plus a breaker command every 10 ms; for each command,
+//!    the time from its publish acknowledgement to the breaker's decision
+//!    arriving on `faultline.out.breaker.<service>` (p50, p99).
+//!
+//! `cargo bench --bench node` (N = 100 000; `FAULTLINE_BENCH_EVENTS` to
+//! change it). Needs a nats-server ≥ 2.11 (see README); the server runs with
+//! its default periodic fsync, as in production.
+
+// A benchmark measures wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../tests/support/nats.rs"]
+#[allow(dead_code)]
+mod nats;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use faultline::config::Config;
+use faultline::events::{Event, Timestamp};
+use faultline::node::jetstream::{decode, JetStream};
+use faultline::node::settings::{NodeSettings, RawNode};
+use faultline::node::{agent_specs, wall_now, Node};
+use faultline::tools::load::{Generator, Profile};
+use faultline::tools::target::Target;
+use futures_util::StreamExt;
+
+fn settings(url: &str, http: &str) -> NodeSettings {
+    let mut raw = RawNode::default();
+    let mut p = faultline::config::Problems::default();
+    raw.set("nats_url", url, "bench", &mut p);
+    raw.set("http", http, "bench", &mut p);
+    raw.set("log_format", "text", "bench", &mut p);
+    NodeSettings::from_layers(&raw, &[], &RawNode::default()).expect("valid bench settings")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn command(id: String, service: &str, action: &str) -> Event {
+    serde_json::from_value(serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "bench", "type": "faultline.command",
+        "subject": service, "time": wall_now(), "data": {"action": action, "by": "bench"},
+    }))
+    .expect("a valid command")
+}
+
+fn main() {
+    let n: usize = std::env::var("FAULTLINE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let server = nats::NatsServer::start_for_bench();
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let settings = settings(&url, "127.0.0.1:0");
+        // The stream, as the node creates it.
+        let (js, _) = JetStream::open(&settings).await.expect("JetStream is up");
+
+        // N observations, timed as a backlog ending now.
+        let profile = Profile::named("baseline").unwrap();
+        let per_second = profile.services * (profile.instances + profile.samples);
+        let length = (n / per_second + 2) as u64;
+        let start = Timestamp::from_nanos(wall_now().nanos() - length as i64 * 1_000_000_000);
+        let mut generator = Generator::new(profile, 1, start, length);
+        let mut events = generator.topology();
+        let mut k = 0;
+        while events.len() < n {
+            events.extend(generator.second(k));
+            k += 1;
+        }
+        events.truncate(n);
+        let target = Target::Nats { url: url.clone(), prefix: "faultline".into() };
+        let sender = target.sender().await.unwrap();
+        let t0 = Instant::now();
+        for chunk in events.chunks(1000) {
+            sender.send(chunk).await.unwrap();
+        }
+        let publish_s = t0.elapsed().as_secs_f64();
+        let last_input = js.last_seq().await.unwrap();
+
+        // 1. Raw consume: read and decode every stored record.
+        let t0 = Instant::now();
+        let mut reader = js.raw_reader(1, "faultline.>".into()).await.unwrap();
+        let mut read = 0u64;
+        while reader.position < last_input {
+            for m in reader.raw_batch(512, Duration::from_secs(5)).await.unwrap() {
+                let _ = std::hint::black_box(decode("faultline", &m));
+                read += 1;
+            }
+        }
+        let raw_s = t0.elapsed().as_secs_f64();
+        drop(reader);
+
+        // 2. The node's full pipeline over the same records.
+        let config = Config::defaults();
+        let t0 = Instant::now();
+        let node = Node::start(settings.clone(), config.clone(), agent_specs(&config))
+            .await
+            .unwrap();
+        let mut finished: Vec<(&'static str, f64)> = Vec::new();
+        loop {
+            let statuses = node.shared.statuses();
+            for (name, s) in &statuses {
+                if s.applied >= last_input && !finished.iter().any(|(n, _)| n == name) {
+                    finished.push((name, t0.elapsed().as_secs_f64()));
+                }
+            }
+            if finished.len() == statuses.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pipeline_s = t0.elapsed().as_secs_f64();
+        let decisions = js.last_seq().await.unwrap() - last_input;
+        let raw_rate = read as f64 / raw_s;
+        let pipeline_rate = last_input as f64 / pipeline_s;
+
+        // 3. Latency at half the pipeline rate.
+        let offered = pipeline_rate / 2.0;
+        let client = faultline::tools::target::nats_connect(&url).await.unwrap();
+        let mut out = client.subscribe("faultline.out.breaker.bench-probe").await.unwrap();
+        client.flush().await.unwrap();
+        let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Some(m) = out.next().await {
+                if let Ok(e) = faultline::events::Codec::MsgPack.decode(&m.payload) {
+                    if let Some(cause) = e.causeid {
+                        sink.lock().unwrap().insert(cause, Instant::now());
+                    }
+                }
+            }
+        });
+        let run = Duration::from_secs(10);
+        let tick = Duration::from_millis(10);
+        let per_tick = ((offered * tick.as_secs_f64()) as usize).max(2);
+        let mut acked: Vec<(String, Instant)> = Vec::new();
+        let mut backlog = Vec::new();
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        while t0.elapsed() < run {
+            let due = t0 + tick * (i as u32 + 1);
+            while backlog.len() < per_tick - 1 {
+                backlog.extend(generator.second(k));
+                k += 1;
+            }
+            let mut batch: Vec<Event> = backlog.drain(..per_tick - 1).collect();
+            let id = format!("probe-{i}");
+            let action = if i % 2 == 0 { "force_open" } else { "reset" };
+            batch.push(command(id.clone(), "bench-probe", action));
+            sender.send(&batch).await.unwrap();
+            acked.push((id, Instant::now()));
+            i += 1;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let achieved = (i as usize * per_tick) as f64 / t0.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let got = received.lock().unwrap().clone();
+        let mut lat: Vec<f64> = acked
+            .iter()
+            .filter_map(|(id, at)| got.get(id).map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1e3))
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        node.shutdown().await.unwrap();
+
+        println!("node bench: {n} stored events (baseline profile, 6 agents), nats-server on loopback");
+        println!("  publish (acked, batches of 1000) {:>10.0} events/s", n as f64 / publish_s);
+        println!("  raw consume + decode             {raw_rate:>10.0} events/s  ({read} records)");
+        println!(
+            "  node pipeline (all agents)       {pipeline_rate:>10.0} events/s  = {:.0} % of raw ({decisions} decisions written)",
+            100.0 * pipeline_rate / raw_rate
+        );
+        for (name, secs) in &finished {
+            println!("    {name:<10} caught up after {secs:>6.2} s ({:>8.0} events/s)", last_input as f64 / secs);
+        }
+        println!(
+            "  latency at {achieved:.0} events/s offered (half of pipeline): publish-ack -> decision p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {} probes answered)",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            lat.len(),
+            acked.len()
+        );
+    });
+}
