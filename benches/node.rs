@@ -18,7 +18,6 @@
 #![allow(clippy::disallowed_methods)]
 
 #[path = "../tests/support/nats.rs"]
-#[allow(dead_code)]
 mod nats;
 
 use std::collections::HashMap;
@@ -110,12 +109,24 @@ fn main() {
         let raw_s = t0.elapsed().as_secs_f64();
         drop(reader);
 
-        // 2. The node's full pipeline over the same records.
+        // The agents alone: the same events through an in-memory engine, one thread.
         let config = Config::defaults();
+        let mut engine = faultline::process::engine(&config);
+        let mut scratch = Vec::new();
+        let t0 = Instant::now();
+        for e in &events {
+            engine.ingest(e.clone(), &mut scratch);
+            scratch.clear();
+        }
+        let apply_s = t0.elapsed().as_secs_f64();
+
+        // 2. The node's full pipeline over the same records.
         let t0 = Instant::now();
         let node = Node::start(settings.clone(), config.clone(), agent_specs(&config))
             .await
             .unwrap();
+        let start_s = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         let mut finished: Vec<(&'static str, f64)> = Vec::new();
         loop {
             let statuses = node.shared.statuses();
@@ -187,6 +198,11 @@ fn main() {
         println!("node bench: {n} stored events (baseline profile, 6 agents), nats-server on loopback");
         println!("  publish (acked, batches of 1000) {:>10.0} events/s", n as f64 / publish_s);
         println!("  raw consume + decode             {raw_rate:>10.0} events/s  ({read} records)");
+        println!(
+            "  agents alone (in memory, 1 thread){:>9.0} events/s",
+            n as f64 / apply_s
+        );
+        println!("  node start (connect, streams, snapshots) {:.0} ms, not counted below", start_s * 1e3);
         println!(
             "  node pipeline (all agents)       {pipeline_rate:>10.0} events/s  = {:.0} % of raw ({decisions} decisions written)",
             100.0 * pipeline_rate / raw_rate

@@ -42,6 +42,7 @@ pub mod agent_actor;
 pub mod alerts;
 pub mod backend;
 pub mod body;
+pub mod feed;
 pub mod http;
 pub mod ingest;
 pub mod jetstream;
@@ -133,8 +134,9 @@ pub fn agent_specs(config: &Config) -> Vec<AgentSpec> {
 pub struct AgentStatus {
     /// Last sequence applied and written for.
     pub applied: Seq,
-    /// The record being applied (names the culprit when the agent panics).
-    pub current: Seq,
+    /// The record being applied (names the culprit when the agent panics);
+    /// an atomic the agent updates without taking the status lock per record.
+    pub current: Arc<std::sync::atomic::AtomicU64>,
     /// The agent's earliest timer.
     pub deadline: Option<Timestamp>,
     /// Has read to the end of the log at least once since it started.
@@ -161,6 +163,8 @@ pub struct Shared {
     pub views: state::Views,
     /// The agents this node runs, in order.
     pub running: Vec<&'static str>,
+    /// The log, read once for every agent.
+    pub feed: feed::Feed,
     /// Woken when the hub escalates or resolves (the alert forwarder posts at once).
     pub alert_wake: tokio::sync::Notify,
 }
@@ -182,6 +186,7 @@ impl Shared {
             views: state::Views::default(),
             running: specs.iter().map(|s| s.name).collect(),
             alert_wake: tokio::sync::Notify::new(),
+            feed: feed::Feed::default(),
         }
     }
 
@@ -328,6 +333,9 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::Failed(format!("supervisor did not start: {e}")))?;
+        // Every agent has restored its snapshot: the feed starts at the oldest.
+        let from = (shared.statuses().values().map(|s| s.applied).min()).unwrap_or(0) + 1;
+        tokio::spawn(feed::run(backend.clone(), shared.clone(), from));
         let (http_addr, http_stop, http_done) =
             http::serve(settings.clone(), backend.clone(), shared.clone()).await?;
         if let Some(url) = &settings.alert_webhook {

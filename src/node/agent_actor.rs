@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::backend::{Backend, Reader};
+use super::backend::{Backend, Reader, Record};
+use super::feed::Take;
 use super::metrics::{DecisionLabel, Metrics};
 use super::{AgentSpec, NodeError, Shared};
 use crate::engine::Engine;
-use crate::events::{Event, Rejection, Timestamp};
+use crate::events::{Event, Timestamp};
 use crate::log::Seq;
 
 /// Records read per batch.
@@ -63,7 +64,9 @@ pub struct Running {
     args: AgentArgs,
     /// Shared with state queries, which lock it between batches.
     engine: Arc<Mutex<Engine>>,
-    reader: Reader,
+    /// A reader of its own, for when the agent is behind the shared feed,
+    /// with the sequence it reads next.
+    reader: Option<(Reader, Seq)>,
     /// Decisions found in the log after the snapshot: not to be written again.
     written: HashSet<String>,
     /// Decisions made but not yet durable.
@@ -72,6 +75,32 @@ pub struct Running {
     applied: Seq,
     since_snapshot: u64,
     last_snapshot: Instant,
+    /// Looked up once: per-batch costs add up when batches are small.
+    hot: Hot,
+}
+
+/// What every batch touches, resolved at start.
+struct Hot {
+    /// `faultline/<agent>`: the source of this agent's own decisions.
+    source: String,
+    /// The record being applied, for the supervisor.
+    current: Arc<std::sync::atomic::AtomicU64>,
+    apply_seconds: prometheus_client::metrics::histogram::Histogram,
+    snapshot_age: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Hot {
+    fn new(name: &'static str, shared: &Shared) -> Self {
+        let label = Metrics::agent(name);
+        Self {
+            source: format!("faultline/{name}"),
+            current: (shared.statuses().get(name))
+                .map(|s| s.current.clone())
+                .unwrap_or_default(),
+            apply_seconds: shared.metrics.apply_seconds.get_or_create(&label).clone(),
+            snapshot_age: shared.metrics.snapshot_age.get_or_create(&label).clone(),
+        }
+    }
 }
 
 impl Running {
@@ -129,30 +158,23 @@ impl Running {
 
     /// Folds one batch under the engine lock (no await while it is held);
     /// returns the agent's next deadline.
-    fn apply_batch(&mut self, batch: Vec<(Seq, Result<Event, Rejection>)>) -> Option<Timestamp> {
-        let name = self.name();
-        let hist = self
-            .args
-            .shared
-            .metrics
-            .apply_seconds
-            .get_or_create(&Metrics::agent(name))
-            .clone();
-        let source = format!("faultline/{name}");
+    fn apply_batch(&mut self, batch: &[Arc<Record>]) -> Option<Timestamp> {
+        let started = Instant::now();
+        let mut applied_here = 0u32;
         let engine = self.engine.clone();
         let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
-        for (seq, record) in batch {
+        for rec in batch {
+            let (seq, record) = (rec.0, &rec.1);
             if seq <= self.applied {
                 continue;
             }
-            self.args.shared.status(name, |s| s.current = seq);
+            (self.hot.current).store(seq, std::sync::atomic::Ordering::SeqCst);
             match record {
                 Ok(event) if !self.args.parked.contains(&seq) => {
-                    let t0 = Instant::now();
-                    let decisions = engine.replay_one(seq, &event);
-                    hist.observe(t0.elapsed().as_secs_f64());
-                    if event.source == source {
-                        self.args.shared.observe_decision(&event);
+                    let decisions = engine.replay_one(seq, event);
+                    applied_here += 1;
+                    if event.source == self.hot.source {
+                        self.args.shared.observe_decision(event);
                     }
                     for d in decisions {
                         if !self.written.remove(&d.id) {
@@ -166,15 +188,54 @@ impl Running {
             self.applied = seq;
             self.since_snapshot += 1;
         }
+        if applied_here > 0 {
+            // One observation per batch (its mean per record): a clock read
+            // and a histogram update per record would cost more than most
+            // agents' apply itself.
+            (self.hot.apply_seconds)
+                .observe(started.elapsed().as_secs_f64() / f64::from(applied_here));
+        }
         engine.next_deadline()
     }
 
     /// Reads and applies one batch; returns how many records it held.
+    /// The next batch: from the shared feed, or (behind it) from a reader
+    /// of the agent's own; empty when nothing came within [`WAIT`].
+    async fn next_batch(&mut self) -> Result<Vec<Arc<Record>>, NodeError> {
+        let next = self.applied + 1;
+        let feed = &self.args.shared.feed;
+        let arrived = feed.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        match feed.take(next, BATCH) {
+            Take::Records(b) => Ok(b),
+            Take::Ahead => {
+                let _ = tokio::time::timeout(WAIT, arrived).await;
+                match feed.take(next, BATCH) {
+                    Take::Records(b) => Ok(b),
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Take::Behind => {
+                if self.reader.as_ref().is_none_or(|(_, at)| *at != next) {
+                    self.reader = Some((self.args.backend.reader(next).await?, next));
+                }
+                let (reader, at) = self.reader.as_mut().expect("just opened");
+                let batch = reader.next_batch(BATCH, WAIT).await?;
+                if let Some((seq, _)) = batch.last() {
+                    *at = seq + 1;
+                }
+                Ok(batch.into_iter().map(Arc::new).collect())
+            }
+        }
+    }
+
     async fn step(&mut self) -> Result<usize, NodeError> {
-        let batch = self.reader.next_batch(BATCH, WAIT).await?;
+        let batch = self.next_batch().await?;
         let n = batch.len();
         let name = self.name();
-        let deadline = self.apply_batch(batch);
+        let deadline = self.apply_batch(&batch);
+        self.args.shared.feed.advanced.notify_one();
         self.flush().await;
         let applied = self.applied;
         self.args.shared.status(name, |s| {
@@ -190,12 +251,7 @@ impl Running {
         if due {
             self.snapshot().await?;
         }
-        self.args
-            .shared
-            .metrics
-            .snapshot_age
-            .get_or_create(&Metrics::agent(name))
-            .set(self.last_snapshot.elapsed().as_secs_f64());
+        (self.hot.snapshot_age).set(self.last_snapshot.elapsed().as_secs_f64());
         Ok(n)
     }
 }
@@ -224,7 +280,6 @@ impl Actor for AgentActor {
             }
         }
         let written = args.backend.written_ids(name, covers).await?;
-        let reader = args.backend.reader(covers + 1).await?;
         tracing::info!(
             agent = name,
             from = covers + 1,
@@ -239,15 +294,17 @@ impl Actor for AgentActor {
         let engine = Arc::new(Mutex::new(engine));
         args.shared.views.register(name, engine.clone());
         myself.send_message(AgentMsg::Pull)?;
+        let hot = Hot::new(name, &args.shared);
         Ok(Running {
             args,
             engine,
-            reader,
+            reader: None,
             written,
             pending: Vec::new(),
             applied: covers,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
+            hot,
         })
     }
 
@@ -262,9 +319,7 @@ impl Actor for AgentActor {
                 if let Err(e) = state.step().await {
                     tracing::warn!(agent = state.name(), error = %e, "reading the log failed; reopening");
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    if let Ok(r) = state.args.backend.reader(state.applied + 1).await {
-                        state.reader = r;
-                    }
+                    state.reader = None;
                 }
                 myself.send_message(AgentMsg::Pull)?;
             }

@@ -107,7 +107,7 @@ impl Default for Metrics {
         );
         registry.register(
             "apply_latency_seconds",
-            "Time to apply one record, by agent",
+            "Time to apply one record, by agent (mean over each batch read)",
             apply_seconds.clone(),
         );
         registry.register(

@@ -138,7 +138,8 @@ impl SupState {
     /// The record an agent was applying when it failed, if it was applying one.
     fn culprit(&self, agent: &str) -> Option<Seq> {
         let s = self.args.shared.statuses().get(agent).cloned()?;
-        (s.current > s.applied).then_some(s.current)
+        let current = s.current.load(std::sync::atomic::Ordering::SeqCst);
+        (current > s.applied).then_some(current)
     }
 
     async fn park(&mut self, a: &mut AgentArgs, seq: Seq) {
