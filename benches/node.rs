@@ -161,38 +161,18 @@ fn main() {
                 }
             }
         });
-        let run = Duration::from_secs(10);
-        let tick = Duration::from_millis(10);
-        let per_tick = ((offered * tick.as_secs_f64()) as usize).max(2);
-        let mut acked: Vec<(String, Instant)> = Vec::new();
-        let mut backlog = Vec::new();
-        let t0 = Instant::now();
-        let mut i = 0u64;
-        while t0.elapsed() < run {
-            let due = t0 + tick * (i as u32 + 1);
-            while backlog.len() < per_tick - 1 {
-                backlog.extend(generator.second(k));
-                k += 1;
-            }
-            let mut batch: Vec<Event> = backlog.drain(..per_tick - 1).collect();
-            let id = format!("probe-{i}");
-            let action = if i % 2 == 0 { "force_open" } else { "reset" };
-            batch.push(command(id.clone(), "bench-probe", action));
-            sender.send(&batch).await.unwrap();
-            acked.push((id, Instant::now()));
-            i += 1;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                tokio::time::sleep(wait).await;
-            }
+        let mut lines = Vec::new();
+        for (label, offered) in [("a light load", 1_000.0), ("half of pipeline", offered)] {
+            let mut probe = Probe { sender: &sender, generator: &mut generator, k: &mut k, received: &received };
+            let (achieved, lat, sent) = probe.run(offered, lines.len() as u64).await;
+            lines.push(format!(
+                "  latency at {achieved:.0} events/s offered ({label}): publish-ack -> decision p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {sent} probes answered)",
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                lat.last().copied().unwrap_or(f64::NAN),
+                lat.len(),
+            ));
         }
-        let achieved = (i as usize * per_tick) as f64 / t0.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let got = received.lock().unwrap().clone();
-        let mut lat: Vec<f64> = acked
-            .iter()
-            .filter_map(|(id, at)| got.get(id).map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1e3))
-            .collect();
-        lat.sort_by(f64::total_cmp);
         node.shutdown().await.unwrap();
 
         println!("node bench: {n} stored events (baseline profile, 6 agents), nats-server on loopback");
@@ -210,13 +190,59 @@ fn main() {
         for (name, secs) in &finished {
             println!("    {name:<10} caught up after {secs:>6.2} s ({:>8.0} events/s)", last_input as f64 / secs);
         }
-        println!(
-            "  latency at {achieved:.0} events/s offered (half of pipeline): publish-ack -> decision p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {} probes answered)",
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            lat.last().copied().unwrap_or(f64::NAN),
-            lat.len(),
-            acked.len()
-        );
+        for l in lines {
+            println!("{l}");
+        }
     });
+}
+
+/// Offered load with breaker commands as probes.
+struct Probe<'a> {
+    sender: &'a faultline::tools::target::Sender,
+    generator: &'a mut Generator,
+    k: &'a mut u64,
+    received: &'a Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl Probe<'_> {
+    /// Offers `offered` events/s for 10 s, one probe every 10 ms; returns
+    /// the rate achieved, the sorted latencies (ms) and the probes sent.
+    async fn run(&mut self, offered: f64, round: u64) -> (f64, Vec<f64>, usize) {
+        let run = Duration::from_secs(10);
+        let tick = Duration::from_millis(10);
+        let per_tick = ((offered * tick.as_secs_f64()) as usize).max(2);
+        let mut acked: Vec<(String, Instant)> = Vec::new();
+        let mut backlog = Vec::new();
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        while t0.elapsed() < run {
+            let due = t0 + tick * (i as u32 + 1);
+            while backlog.len() < per_tick - 1 {
+                backlog.extend(self.generator.second(*self.k));
+                *self.k += 1;
+            }
+            let mut batch: Vec<Event> = backlog.drain(..per_tick - 1).collect();
+            let id = format!("probe-{round}-{i}");
+            let action = if i % 2 == 0 { "force_open" } else { "reset" };
+            batch.push(command(id.clone(), "bench-probe", action));
+            self.sender.send(&batch).await.unwrap();
+            acked.push((id, Instant::now()));
+            i += 1;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let achieved = (i as usize * per_tick) as f64 / t0.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let got = self.received.lock().unwrap().clone();
+        let mut lat: Vec<f64> = acked
+            .iter()
+            .filter_map(|(id, at)| {
+                got.get(id)
+                    .map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1e3)
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        (achieved, lat, acked.len())
+    }
 }

@@ -305,10 +305,19 @@ async fn a_record_that_keeps_crashing_an_agent_is_parked_and_the_node_goes_on() 
     let later = log_records(dir.path())
         .iter()
         .filter(|(_, e)| e.source == "faultline/breaker")
-        .filter_map(|(_, e)| e.causeid.as_deref()?.strip_prefix("ev-")?.parse::<u32>().ok())
+        .filter_map(|(_, e)| {
+            e.causeid
+                .as_deref()?
+                .strip_prefix("ev-")?
+                .parse::<u32>()
+                .ok()
+        })
         .filter(|n| *n > 60)
         .count();
-    assert!(later > 0, "no breaker decision on input after the parked ev-60");
+    assert!(
+        later > 0,
+        "no breaker decision on input after the parked ev-60"
+    );
 }
 
 #[test]
