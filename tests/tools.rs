@@ -153,5 +153,22 @@ fn tools_against_a_jetstream_node() {
     let url = nats.url();
     let node = start_policy_node(dir.path(), &["--nats", &url], &[]);
     publish_and_tail(&["--nats", &url], dir.path(), true);
+    // A JetStream node takes HTTP ingest too: the events land in the stream.
+    let extra = dir.path().join("extra.jsonl");
+    let line = events(future_base(), 1)[0].replace("\"ev-0\"", "\"http-0\"");
+    std::fs::write(&extra, line).unwrap();
+    let http = node.http.clone();
+    let out = faultline(&[
+        "publish",
+        "--input",
+        extra.to_str().unwrap(),
+        "--http",
+        &http,
+    ]);
+    assert!(
+        text(&out.stderr).contains("1 accepted"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(node.terminate(Duration::from_secs(10)));
 }
