@@ -39,7 +39,28 @@ fn settings(url: &str, http: &str) -> NodeSettings {
     raw.set("nats_url", url, "bench", &mut p);
     raw.set("http", http, "bench", &mut p);
     raw.set("log_format", "text", "bench", &mut p);
-    NodeSettings::from_layers(&raw, &[], &RawNode::default()).expect("valid bench settings")
+    // FAULTLINE_* variables apply, as for `faultline run` (e.g. FAULTLINE_SNAPSHOT_EVERY).
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    NodeSettings::from_layers(&RawNode::default(), &env, &raw).expect("valid bench settings")
+}
+
+/// CPU seconds (user + system) a process has used so far, from /proc.
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: state is field 0; utime 11, stime 12 (clock ticks, 100/s).
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -58,18 +79,25 @@ fn command(id: String, service: &str, action: &str) -> Event {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, as a quick smoke run of the same code.
+    let full = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("FAULTLINE_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(if full { 100_000 } else { 2_000 });
+    let probe_for = Duration::from_secs(if full { 10 } else { 1 });
     let server = nats::NatsServer::start_for_bench();
     let url = server.url();
+    let server_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
+    let cpu = move || (cpu_s("self"), cpu_s(&server_pid));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
+        let probe_for = probe_for;
         let settings = settings(&url, "127.0.0.1:0");
         // The stream, as the node creates it.
         let (js, _) = JetStream::open(&settings).await.expect("JetStream is up");
@@ -97,6 +125,7 @@ fn main() {
         let last_input = js.last_seq().await.unwrap();
 
         // 1. Raw consume: read and decode every stored record.
+        let c0 = cpu();
         let t0 = Instant::now();
         let mut reader = js.raw_reader(1, "faultline.>".into()).await.unwrap();
         let mut read = 0u64;
@@ -107,6 +136,8 @@ fn main() {
             }
         }
         let raw_s = t0.elapsed().as_secs_f64();
+        let c1 = cpu();
+        let raw_cpu = (c1.0 - c0.0, c1.1 - c0.1);
         drop(reader);
 
         // The agents alone: the same events through an in-memory engine, one thread.
@@ -126,6 +157,7 @@ fn main() {
             .await
             .unwrap();
         let start_s = t0.elapsed().as_secs_f64();
+        let c0 = cpu();
         let t0 = Instant::now();
         let mut finished: Vec<(&'static str, f64)> = Vec::new();
         loop {
@@ -141,6 +173,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let pipeline_s = t0.elapsed().as_secs_f64();
+        let c1 = cpu();
+        let pipe_cpu = (c1.0 - c0.0, c1.1 - c0.1);
         let decisions = js.last_seq().await.unwrap() - last_input;
         let raw_rate = read as f64 / raw_s;
         let pipeline_rate = last_input as f64 / pipeline_s;
@@ -164,7 +198,8 @@ fn main() {
         let mut lines = Vec::new();
         for (label, offered) in [("a light load", 1_000.0), ("half of pipeline", offered)] {
             let mut probe = Probe { sender: &sender, generator: &mut generator, k: &mut k, received: &received };
-            let (achieved, lat, sent) = probe.run(offered, lines.len() as u64).await;
+            let (achieved, lat, sent) = probe.run(offered, probe_for, lines.len() as u64).await;
+            assert_eq!(lat.len(), sent, "every probe gets its decision");
             lines.push(format!(
                 "  latency at {achieved:.0} events/s offered ({label}): publish-ack -> decision p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {sent} probes answered)",
                 percentile(&lat, 0.5),
@@ -187,6 +222,12 @@ fn main() {
             "  node pipeline (all agents)       {pipeline_rate:>10.0} events/s  = {:.0} % of raw ({decisions} decisions written)",
             100.0 * pipeline_rate / raw_rate
         );
+        let per = |c: (f64, f64), n: u64| (c.0 * 1e6 / n as f64, c.1 * 1e6 / n as f64);
+        let (rc, rs) = per(raw_cpu, read);
+        let (pc, ps) = per(pipe_cpu, last_input);
+        println!(
+            "  CPU per record: raw consume {rc:.1} µs client + {rs:.1} µs nats-server; pipeline {pc:.1} µs node + {ps:.1} µs nats-server (2 cores)"
+        );
         for (name, secs) in &finished {
             println!("    {name:<10} caught up after {secs:>6.2} s ({:>8.0} events/s)", last_input as f64 / secs);
         }
@@ -205,10 +246,9 @@ struct Probe<'a> {
 }
 
 impl Probe<'_> {
-    /// Offers `offered` events/s for 10 s, one probe every 10 ms; returns
+    /// Offers `offered` events/s for `run`, one probe every 10 ms; returns
     /// the rate achieved, the sorted latencies (ms) and the probes sent.
-    async fn run(&mut self, offered: f64, round: u64) -> (f64, Vec<f64>, usize) {
-        let run = Duration::from_secs(10);
+    async fn run(&mut self, offered: f64, run: Duration, round: u64) -> (f64, Vec<f64>, usize) {
         let tick = Duration::from_millis(10);
         let per_tick = ((offered * tick.as_secs_f64()) as usize).max(2);
         let mut acked: Vec<(String, Instant)> = Vec::new();

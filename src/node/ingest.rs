@@ -2,7 +2,9 @@
 //! stream, so invalid input is already there when the node sees it. Agents
 //! skip it as if absent; this actor copies each invalid message, with its
 //! reason and original bytes, to `<prefix>.dlq.<reason>` and counts inputs
-//! by outcome. Its position is kept in the snapshot bucket (key `_ingest`);
+//! by outcome. It reads the shared feed the agents read (the original bytes
+//! of the rare invalid record are fetched by sequence), and a reader of its
+//! own only while it is behind the feed's window. Its position is kept in the snapshot bucket (key `_ingest`);
 //! a copy repeated after a crash carries the same `Nats-Msg-Id`
 //! (`dlq-seq-<n>`), so the DLQ holds each message once.
 
@@ -11,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::backend::Backend;
+use super::backend::{Backend, Record};
+use super::feed::Take;
 use super::jetstream::{decode, JetStream, JsReader};
 use super::Shared;
 use crate::log::{Seq, Snapshot};
@@ -36,7 +39,8 @@ pub struct IngestActor;
 pub struct IngestState {
     js: Box<JetStream>,
     shared: Arc<Shared>,
-    reader: JsReader,
+    /// Its own reader (behind the feed), with the sequence it reads next.
+    reader: Option<(JsReader, Seq)>,
     prefix: String,
     position: Seq,
     saved: Seq,
@@ -58,14 +62,11 @@ impl Actor for IngestActor {
         };
         let position = js.get_snapshot(KEY).await?.map_or(0, |s| s.covers);
         let prefix = js.prefix().to_owned();
-        let reader = js
-            .raw_reader(position + 1, format!("{prefix}.in.>"))
-            .await?;
         myself.send_message(Pull)?;
         Ok(IngestState {
             js,
             shared: args.shared,
-            reader,
+            reader: None,
             prefix,
             position,
             saved: position,
@@ -79,21 +80,23 @@ impl Actor for IngestActor {
         _: Pull,
         s: &mut IngestState,
     ) -> Result<(), ActorProcessingErr> {
-        let batch = s.reader.raw_batch(512, Duration::from_millis(200)).await?;
-        for m in &batch {
-            match decode(&s.prefix, m) {
-                Ok(e) if e.source.starts_with("faultline/") => {}
-                Ok(_) => {
+        for (seq, record) in s.next_batch().await? {
+            match record {
+                Ok(true) => {}
+                Ok(false) => {
                     s.shared.metrics.ingested.inc();
                 }
-                Err(r) => {
+                Err((r, bytes)) => {
+                    let bytes = match bytes {
+                        Some(b) => b,
+                        None => s.js.raw_payload(seq).await?,
+                    };
                     s.shared.metrics.reject(r.reason());
-                    tracing::warn!(seq = m.seq, subject = %m.subject, reason = r.reason(), error = %r, "invalid input copied to the DLQ");
-                    s.js.dead_letter(&r, &m.payload, &format!("seq-{}", m.seq))
-                        .await?;
+                    tracing::warn!(seq, reason = r.reason(), error = %r, "invalid input copied to the DLQ");
+                    s.js.dead_letter(&r, &bytes, &format!("seq-{seq}")).await?;
                 }
             }
-            s.position = m.seq;
+            s.position = seq;
         }
         if s.position > s.saved
             && (s.position - s.saved >= 1000 || s.saved_at.elapsed() > Duration::from_secs(5))
@@ -111,5 +114,67 @@ impl Actor for IngestActor {
         }
         myself.send_message(Pull)?;
         Ok(())
+    }
+}
+
+/// A record as the checker sees it: valid (and whether a node wrote it), or
+/// refused with its bytes when they were at hand (own reader) or `None`
+/// (from the feed: fetched by sequence).
+type Checked = (
+    Seq,
+    Result<bool, (crate::events::Rejection, Option<bytes::Bytes>)>,
+);
+
+fn from_node(e: &crate::events::Event) -> bool {
+    e.source.starts_with("faultline/")
+}
+
+impl IngestState {
+    async fn next_batch(&mut self) -> Result<Vec<Checked>, crate::node::NodeError> {
+        const WAIT: Duration = Duration::from_millis(200);
+        let next = self.position + 1;
+        let feed = &self.shared.feed;
+        let arrived = feed.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        let from_feed = |b: Vec<Arc<Record>>| -> Vec<Checked> {
+            b.iter()
+                .map(|r| match &r.1 {
+                    Ok(e) => (r.0, Ok(from_node(e))),
+                    Err(x) => (r.0, Err((x.clone(), None))),
+                })
+                .collect()
+        };
+        match feed.take(next, 512) {
+            Take::Records(b) => Ok(from_feed(b)),
+            Take::Ahead => {
+                let _ = tokio::time::timeout(WAIT, arrived).await;
+                match feed.take(next, 512) {
+                    Take::Records(b) => Ok(from_feed(b)),
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Take::Behind => {
+                if self.reader.as_ref().is_none_or(|(_, at)| *at != next) {
+                    let r = self
+                        .js
+                        .raw_reader(next, format!("{}.>", self.prefix))
+                        .await?;
+                    self.reader = Some((r, next));
+                }
+                let (reader, at) = self.reader.as_mut().expect("just opened");
+                let raw = reader.raw_batch(512, WAIT).await?;
+                if let Some(m) = raw.last() {
+                    *at = m.seq + 1;
+                }
+                Ok(raw
+                    .into_iter()
+                    .map(|m| match decode(&self.prefix, &m) {
+                        Ok(e) => (m.seq, Ok(from_node(&e))),
+                        Err(r) => (m.seq, Err((r, Some(m.payload)))),
+                    })
+                    .collect())
+            }
+        }
     }
 }

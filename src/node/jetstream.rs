@@ -192,6 +192,15 @@ impl JetStream {
             .map_err(|e| nats_err(&format!("stream {}", self.stream))(e.to_string()))
     }
 
+    /// The original bytes of the record at `seq`.
+    pub async fn raw_payload(&self, seq: Seq) -> Result<Bytes, NodeError> {
+        let s = self.main_stream().await?;
+        s.get_raw_message(seq)
+            .await
+            .map(|m| m.payload)
+            .map_err(|e| nats_err(&format!("reading record {seq}"))(e.to_string()))
+    }
+
     /// The stream's last sequence.
     pub async fn last_seq(&self) -> Result<Seq, NodeError> {
         let s = self.main_stream().await?;
