@@ -15,9 +15,11 @@ mod support {
 }
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use faultline::events::{Codec, Event};
 use support::nats::NatsServer;
@@ -36,6 +38,77 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A `faultline tail` process, read while it runs (its output can exceed a
+/// pipe's buffer) and given a deadline, so a broken tail fails the test
+/// instead of hanging it.
+struct Tail {
+    child: Child,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Tail {
+    /// Starts `faultline <args>`; returns once it says it is following.
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            out.read_to_string(&mut s).unwrap();
+            s
+        });
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let (following, told) = mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in err.lines().map_while(Result::ok) {
+                if line.starts_with("tail: following") {
+                    let _ = following.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let mut t = Self {
+            child,
+            stdout,
+            stderr,
+        };
+        if told.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = t.child.kill();
+            panic!("tail did not start following: {}", t.stderr.join().unwrap());
+        }
+        t
+    }
+
+    /// Waits (at most 60 s) for it to exit after `--count` decisions; its stdout.
+    fn finish(mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "tail still running after 60 s: {}",
+                    self.stderr.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "tail: {}", self.stderr.join().unwrap());
+        self.stdout.join().unwrap()
+    }
+}
+
 /// Publishes the stream twice and tails its decisions; checks all three.
 fn publish_and_tail(target: &[&str], dir: &Path, tail_first: bool) {
     let lines = events(future_base(), 600);
@@ -48,15 +121,8 @@ fn publish_and_tail(target: &[&str], dir: &Path, tail_first: bool) {
     if !tail_first {
         tail_args.extend_from_slice(&["--after", "0"]);
     }
-    // JetStream tails live, so it subscribes before anything is published.
-    let tail = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(&tail_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // JetStream tails live: publishing starts once it says it is following.
+    let tail = Tail::spawn(&tail_args);
 
     let mut publish = vec!["publish", "--input", file.to_str().unwrap()];
     publish.extend_from_slice(target);
@@ -74,9 +140,8 @@ fn publish_and_tail(target: &[&str], dir: &Path, tail_first: bool) {
         text(&again.stderr)
     );
 
-    let out = tail.wait_with_output().unwrap();
-    assert!(out.status.success(), "tail: {}", text(&out.stderr));
-    let tailed: Vec<Event> = text(&out.stdout)
+    let tailed: Vec<Event> = tail
+        .finish()
         .lines()
         .map(|l| Codec::Json.decode(l.as_bytes()).unwrap())
         .collect();
@@ -95,8 +160,7 @@ fn publish_and_tail(target: &[&str], dir: &Path, tail_first: bool) {
     filtered.extend_from_slice(target);
     if !tail_first {
         filtered.extend_from_slice(&["--after", "0"]);
-        let one = faultline(&filtered);
-        let line = text(&one.stdout);
+        let line = Tail::spawn(&filtered).finish();
         assert!(
             line.contains(" breaker ") && line.contains(" pay ") && line.contains("-> open"),
             "{line}"

@@ -55,6 +55,18 @@ pub trait Agent: Send {
     fn view(&self, service: Option<&str>) -> Option<serde_json::Value>;
 }
 
+/// The view of an agent whose state is one entry per service: the entry
+/// (JSON) for a service, the service names for the overview.
+pub fn map_view<T: Serialize>(
+    services: &std::collections::BTreeMap<String, T>,
+    service: Option<&str>,
+) -> Option<serde_json::Value> {
+    match service {
+        None => Some(services_view(services.keys())),
+        Some(s) => serde_json::to_value(services.get(s)?).ok(),
+    }
+}
+
 /// The overview most agents give: the services they hold state for.
 pub fn services_view<'a>(names: impl Iterator<Item = &'a String>) -> serde_json::Value {
     serde_json::json!({ "services": names.collect::<Vec<_>>() })

@@ -203,19 +203,9 @@ impl Running {
     /// of the agent's own; empty when nothing came within [`WAIT`].
     async fn next_batch(&mut self) -> Result<Vec<Arc<Record>>, NodeError> {
         let next = self.applied + 1;
-        let feed = &self.args.shared.feed;
-        let arrived = feed.arrived.notified();
-        tokio::pin!(arrived);
-        arrived.as_mut().enable();
-        match feed.take(next, BATCH) {
+        match self.args.shared.feed.take_or_wait(next, BATCH, WAIT).await {
             Take::Records(b) => Ok(b),
-            Take::Ahead => {
-                let _ = tokio::time::timeout(WAIT, arrived).await;
-                match feed.take(next, BATCH) {
-                    Take::Records(b) => Ok(b),
-                    _ => Ok(Vec::new()),
-                }
-            }
+            Take::Ahead => Ok(Vec::new()),
             Take::Behind => {
                 if self.reader.as_ref().is_none_or(|(_, at)| *at != next) {
                     self.reader = Some((self.args.backend.reader(next).await?, next));

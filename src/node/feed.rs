@@ -71,6 +71,25 @@ impl Feed {
         Take::Records(w.records.iter().skip(at).take(max).cloned().collect())
     }
 
+    /// Like [`Feed::take`], but at the head waits up to `wait` for records to
+    /// arrive: never `Ahead` (an empty batch means nothing came in time).
+    pub async fn take_or_wait(&self, next: Seq, max: usize, wait: Duration) -> Take {
+        let arrived = self.arrived.notified();
+        tokio::pin!(arrived);
+        // Registered before looking, so a push in between is not missed.
+        arrived.as_mut().enable();
+        match self.take(next, max) {
+            Take::Ahead => {
+                let _ = tokio::time::timeout(wait, arrived).await;
+                match self.take(next, max) {
+                    Take::Ahead => Take::Records(Vec::new()),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Drops records every reading agent has applied; returns how many remain.
     fn evict(&self, shared: &Shared) -> usize {
         let mut w = self.window.write().unwrap_or_else(|p| p.into_inner());

@@ -39,6 +39,9 @@ use super::settings::{NodeSettings, Secret};
 use super::{wall_now, NodeError, Shared};
 use crate::events::Rejection;
 
+/// How long `GET /v1/decisions` may hold a request open.
+const MAX_WAIT_MS: u64 = 5_000;
+
 #[derive(Clone)]
 struct App {
     backend: Backend,
@@ -182,7 +185,7 @@ async fn decisions(State(app): State<App>, headers: HeaderMap, RawQuery(q): RawQ
         match k {
             "after" => after = Some(n),
             "limit" => limit = (n as usize).clamp(1, 10_000),
-            "wait_ms" => wait_ms = n.min(crate::tools::tail::MAX_WAIT.as_millis() as u64),
+            "wait_ms" => wait_ms = n.min(MAX_WAIT_MS),
             _ => {
                 return json_response(
                     StatusCode::BAD_REQUEST,

@@ -133,10 +133,6 @@ impl IngestState {
     async fn next_batch(&mut self) -> Result<Vec<Checked>, crate::node::NodeError> {
         const WAIT: Duration = Duration::from_millis(200);
         let next = self.position + 1;
-        let feed = &self.shared.feed;
-        let arrived = feed.arrived.notified();
-        tokio::pin!(arrived);
-        arrived.as_mut().enable();
         let from_feed = |b: Vec<Arc<Record>>| -> Vec<Checked> {
             b.iter()
                 .map(|r| match &r.1 {
@@ -145,15 +141,9 @@ impl IngestState {
                 })
                 .collect()
         };
-        match feed.take(next, 512) {
+        match self.shared.feed.take_or_wait(next, 512, WAIT).await {
             Take::Records(b) => Ok(from_feed(b)),
-            Take::Ahead => {
-                let _ = tokio::time::timeout(WAIT, arrived).await;
-                match feed.take(next, 512) {
-                    Take::Records(b) => Ok(from_feed(b)),
-                    _ => Ok(Vec::new()),
-                }
-            }
+            Take::Ahead => Ok(Vec::new()),
             Take::Behind => {
                 if self.reader.as_ref().is_none_or(|(_, at)| *at != next) {
                     let r = self

@@ -5,7 +5,6 @@
 //! server filters); on an embedded node it long-polls `GET /v1/decisions`.
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::StreamExt;
@@ -119,6 +118,8 @@ pub async fn tail(target: &Target, args: &TailArgs, out: &mut impl Write) -> Res
                 .subscribe(subject.clone())
                 .await
                 .with_context(|| format!("subscribing to {subject}"))?;
+            client.flush().await.context("subscribing")?;
+            eprintln!("tail: following {subject}");
             while let Some(m) = sub.next().await {
                 match Codec::MsgPack.decode(&m.payload) {
                     Ok(e) => {
@@ -134,6 +135,7 @@ pub async fn tail(target: &Target, args: &TailArgs, out: &mut impl Write) -> Res
         Target::Http { url, token } => {
             let agent = http_agent();
             let mut after = args.after;
+            eprintln!("tail: following {url}/v1/decisions");
             loop {
                 let query = match after {
                     Some(a) => format!("{url}/v1/decisions?after={a}&wait_ms=1000"),
@@ -173,9 +175,6 @@ fn get_json(agent: &ureq::Agent, url: &str, token: Option<&str>) -> Result<serde
     }
     Ok(v)
 }
-
-/// How long the HTTP node may hold a `/v1/decisions` request open.
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ use super::ensemble::{Assessment, Ensemble, SignalParams};
 use super::forecast::Forecaster;
 use super::signal::{failed, Bucket, Facet, Point};
 use super::tail::Direction;
-use crate::engine::{decode_state, encode_state, services_view, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, map_view, Agent, Proposal};
 use crate::events::decision::{DetectorScore, Prediction, PredictionStatus, SignalKind};
 use crate::events::observation::Slo;
 use crate::events::{Data, Event, Timestamp};
@@ -465,9 +465,6 @@ impl Agent for PredictorAgent {
     }
 
     fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
-        match service {
-            None => Some(services_view(self.state.services.keys())),
-            Some(s) => serde_json::to_value(self.state.services.get(s)?).ok(),
-        }
+        map_view(&self.state.services, service)
     }
 }

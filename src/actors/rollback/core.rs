@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::config::RollbackConfig;
 use super::sample::Tally;
 use super::state::{Rollback, RollbackMemory, Service, Stage};
-use crate::engine::{decode_state, encode_state, services_view, slot, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, map_view, slot, Agent, Proposal};
 use crate::events::decision::{BlockCause, RollbackDecision, RollbackPhase};
 use crate::events::observation::{Request, Window};
 use crate::events::{Data, Event, Timestamp};
@@ -278,9 +278,6 @@ impl Agent for RollbackAgent {
     }
 
     fn view(&self, service: Option<&str>) -> Option<serde_json::Value> {
-        match service {
-            None => Some(services_view(self.state.services.keys())),
-            Some(s) => serde_json::to_value(self.state.services.get(s)?).ok(),
-        }
+        map_view(&self.state.services, service)
     }
 }
