@@ -110,6 +110,8 @@ pub struct PredictorMemory {
 pub struct PredictorAgent {
     config: Arc<PredictorConfig>,
     state: PredictorMemory,
+    /// Scratch for facet keys (no allocation per record).
+    key: String,
 }
 
 impl PredictorAgent {
@@ -118,6 +120,7 @@ impl PredictorAgent {
         Self {
             config,
             state: PredictorMemory::default(),
+            key: String::new(),
         }
     }
 
@@ -147,80 +150,80 @@ impl PredictorAgent {
         s.signals.get(kind as usize).map(|x| x.status)
     }
 
-    fn new_series(&self) -> Series {
-        let signal = SignalState {
-            ensemble: Ensemble::new(&self.config.detector),
-            forecast: Forecaster::default(),
-            anomaly: Alarm::default(),
-            risk: Alarm::default(),
-            status: PredictionStatus::Clear,
-        };
-        Series {
-            bucket: None,
-            signals: vec![signal; SignalKind::ALL.len()],
-        }
-    }
-
-    fn facets(&self, instance: Option<&String>, version: Option<&String>) -> Vec<Facet> {
-        let mut f = vec![Facet::Service];
-        if let (true, Some(i)) = (self.config.per_instance, instance) {
-            f.push(Facet::Instance(i.clone()));
-        }
-        if let (true, Some(v)) = (self.config.per_version, version) {
-            f.push(Facet::Version(v.clone()));
-        }
-        f
+    /// The facet keys an observation counts toward: the service's own
+    /// (`""`), then its instance's and version's when those are tracked.
+    fn facet_keys<'a>(
+        &self,
+        instance: Option<&'a String>,
+        version: Option<&'a String>,
+    ) -> [Option<(&'static str, &'a str)>; 3] {
+        [
+            Some(("", "")),
+            instance
+                .filter(|_| self.config.per_instance)
+                .map(|i| ("instance/", i.as_str())),
+            version
+                .filter(|_| self.config.per_version)
+                .map(|v| ("version/", v.as_str())),
+        ]
     }
 
     /// Adds to the open bucket of each facet the observation at `t` belongs to.
+    ///
+    /// This runs for every request and window, so it looks each map up once
+    /// and allocates only when a series or bucket is new.
     fn observe(
         &mut self,
         service: &str,
-        facets: &[Facet],
+        facets: [Option<(&'static str, &str)>; 3],
         t: i64,
         add: impl Fn(&mut Bucket),
         out: &mut Vec<Proposal>,
     ) {
         let interval = self.config.interval_ns;
         let start = t.div_euclid(interval) * interval;
-        for facet in facets {
-            let key = facet_key(facet);
-            let exists = self
-                .state
+        if !self.state.services.contains_key(service) {
+            self.state
                 .services
-                .get(service)
-                .is_some_and(|s| s.series.contains_key(&key));
-            if !exists {
-                let series = self.new_series();
-                self.state
-                    .services
-                    .entry(service.to_owned())
-                    .or_default()
-                    .series
-                    .insert(key.clone(), series);
+                .insert(service.to_owned(), ServiceState::default());
+        }
+        let PredictorMemory {
+            services,
+            closing,
+            late,
+            points,
+            ..
+        } = &mut self.state;
+        let st = services.get_mut(service).expect("inserted above");
+        let mut key = std::mem::take(&mut self.key);
+        for (prefix, name) in facets.into_iter().flatten() {
+            key.clear();
+            key.push_str(prefix);
+            key.push_str(name);
+            if !st.series.contains_key(key.as_str()) {
+                st.series.insert(key.clone(), new_series(&self.config));
             }
-            let open = self.state.services[service].series[&key]
-                .bucket
-                .as_ref()
-                .map(|b| b.start);
-            match open {
+            let series = st.series.get_mut(key.as_str()).expect("inserted above");
+            match series.bucket.as_ref().map(|b| b.start) {
                 Some(s) if s == start => {}
                 Some(s) if s > start => {
-                    self.state.late += 1;
+                    *late += 1;
                     continue;
                 }
-                Some(_) => self.close(service, &key, out),
+                Some(_) => {
+                    let mut closer = Closer {
+                        config: &self.config,
+                        closing,
+                        points,
+                        out,
+                    };
+                    closer.close(service, &key, st.slo.as_ref(), series);
+                }
                 None => {}
             }
-            let series = self
-                .state
-                .services
-                .get_mut(service)
-                .and_then(|s| s.series.get_mut(&key))
-                .expect("created above");
             if series.bucket.is_none() {
                 let b = Bucket::new(start, start + interval);
-                self.state.closing.insert((
+                closing.insert((
                     b.end + self.config.lateness_ns,
                     service.to_owned(),
                     key.clone(),
@@ -229,32 +232,76 @@ impl PredictorAgent {
             }
             add(series.bucket.as_mut().expect("opened above"));
         }
+        self.key = key;
     }
 
     /// Closes every bucket whose close time the clock has passed.
     fn close_due(&mut self, out: &mut Vec<Proposal>) {
         let Some(now) = self.state.clock else { return };
-        while let Some((at, service, key)) = self.state.closing.first().cloned() {
-            if at > now.nanos() {
-                break;
+        let PredictorMemory {
+            services,
+            closing,
+            points,
+            ..
+        } = &mut self.state;
+        // Compared by reference first: nearly every record closes nothing.
+        while closing.first().is_some_and(|(at, _, _)| *at <= now.nanos()) {
+            let (_, service, key) = closing.first().cloned().expect("checked above");
+            let mut closer = Closer {
+                config: &self.config,
+                closing,
+                points,
+                out,
+            };
+            match services.get_mut(&service) {
+                Some(st) => match st.series.get_mut(&key) {
+                    Some(series) => closer.close(&service, &key, st.slo.as_ref(), series),
+                    None => closer.forget(&service, &key),
+                },
+                None => closer.forget(&service, &key),
             }
-            self.close(&service, &key, out);
         }
     }
+}
 
-    fn close(&mut self, service: &str, key: &str, out: &mut Vec<Proposal>) {
-        let config = Arc::clone(&self.config);
-        let Some(st) = self.state.services.get_mut(service) else {
-            return;
-        };
-        let slo = st.slo.clone();
-        let Some(series) = st.series.get_mut(key) else {
-            return;
-        };
+fn new_series(config: &PredictorConfig) -> Series {
+    let signal = SignalState {
+        ensemble: Ensemble::new(&config.detector),
+        forecast: Forecaster::default(),
+        anomaly: Alarm::default(),
+        risk: Alarm::default(),
+        status: PredictionStatus::Clear,
+    };
+    Series {
+        bucket: None,
+        signals: vec![signal; SignalKind::ALL.len()],
+    }
+}
+
+/// What closing a bucket touches besides its series (borrowed apart from
+/// the service map so that one lookup serves both).
+struct Closer<'a> {
+    config: &'a PredictorConfig,
+    closing: &'a mut BTreeSet<(i64, String, String)>,
+    points: &'a mut u64,
+    out: &'a mut Vec<Proposal>,
+}
+
+impl Closer<'_> {
+    /// Drops a close time whose series is gone.
+    fn forget(&mut self, service: &str, key: &str) {
+        self.closing
+            .retain(|(_, s, k)| !(s.as_str() == service && k.as_str() == key));
+    }
+
+    /// Closes the series' open bucket and judges its point.
+    fn close(&mut self, service: &str, key: &str, slo: Option<&Slo>, series: &mut Series) {
+        let config = self.config;
         let Some(bucket) = series.bucket.take() else {
+            self.forget(service, key);
             return;
         };
-        self.state.closing.remove(&(
+        self.closing.remove(&(
             bucket.end + config.lateness_ns,
             service.to_owned(),
             key.to_owned(),
@@ -262,22 +309,20 @@ impl PredictorAgent {
         let Some(point) = bucket.close(config.min_requests) else {
             return;
         };
-        self.state.points += 1;
+        *self.points += 1;
         for kind in SignalKind::ALL {
             let Some(value) = point.values[kind as usize] else {
                 continue;
             };
             let signal = &mut series.signals[kind as usize];
-            if let Some(p) = judge(signal, &config, slo.as_ref(), kind, &point, value) {
-                let facet = facet_of(key);
-                let mut p = p;
-                match facet {
+            if let Some(mut p) = judge(signal, config, slo, kind, &point, value) {
+                match facet_of(key) {
                     Facet::Instance(i) => p.instance = Some(i),
                     Facet::Version(v) => p.version = Some(v),
                     Facet::Service => {}
                 }
                 p.reason = reason(service, &p);
-                out.push(Proposal::new(service, Data::Prediction(p)));
+                self.out.push(Proposal::new(service, Data::Prediction(p)));
             }
         }
     }
@@ -424,21 +469,21 @@ impl Agent for PredictorAgent {
         match &record.data {
             Data::Request(r) => {
                 let Some(bad) = failed(r) else { return };
-                let facets = self.facets(r.instance.as_ref(), r.version.as_ref());
+                let facets = self.facet_keys(r.instance.as_ref(), r.version.as_ref());
                 let latency = r.latency_ms;
                 self.observe(
                     service,
-                    &facets,
+                    facets,
                     t.nanos(),
                     |b| b.add_request(bad, latency),
                     out,
                 );
             }
             Data::Window(w) => {
-                let facets = self.facets(w.instance.as_ref(), w.version.as_ref());
+                let facets = self.facet_keys(w.instance.as_ref(), w.version.as_ref());
                 // A window's time is the end of its interval: it belongs to
                 // the bucket holding its last instant.
-                self.observe(service, &facets, t.nanos() - 1, |b| b.add_window(w), out);
+                self.observe(service, facets, t.nanos() - 1, |b| b.add_window(w), out);
             }
             Data::Topology(topo) => {
                 self.state
