@@ -19,4 +19,5 @@ pub mod node;
 pub mod process;
 pub mod run_cmd;
 pub mod schema;
+pub mod simulate;
 pub mod tools;
