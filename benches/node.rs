@@ -354,7 +354,14 @@ impl Probe<'_> {
         probes.await.unwrap();
         let acked = acked.lock().unwrap().clone();
         let achieved = offered_so_far as f64 / t0.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Until every probe's decision has arrived, or 10 s for stragglers
+        // (those left unanswered are reported, not waited for forever).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let answered =
+            |got: &HashMap<String, Instant>| acked.iter().all(|(id, _)| got.contains_key(id));
+        while !answered(&self.received.lock().unwrap()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let got = self.received.lock().unwrap().clone();
         let mut lat: Vec<f64> = acked
             .iter()
