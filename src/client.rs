@@ -160,6 +160,14 @@ pub struct Pick {
     pub probe: bool,
 }
 
+impl Pick {
+    /// The endpoint's position in the list given to [`Client::set_endpoints`]
+    /// (or the topology's instance list).
+    pub fn position(self) -> usize {
+        self.index
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Host {
     pub(crate) info: Endpoint,

@@ -23,7 +23,7 @@ use crate::actors::router::config::{RawRouter, RouterConfig};
 pub const AGENTS: [&str; 6] = ["predictor", "breaker", "router", "rollback", "guard", "hub"];
 
 /// The validated configuration.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The agents that run (top-level `agents`, default all of [`AGENTS`]),
     /// in engine order whatever order the file lists them in.
@@ -180,6 +180,14 @@ pub fn seconds(v: Option<u64>, default: u64, min: u64, path: &str, problems: &mu
         );
     }
     v.min(MAX_SECONDS).saturating_mul(1000)
+}
+
+/// The defaults: every agent, every key at its documented default (what
+/// an empty policy file gives).
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_toml("", "defaults").expect("the defaults are valid")
+    }
 }
 
 impl Config {

@@ -123,6 +123,11 @@ pub struct DependencySpec {
     /// Wait before the first retry, doubling for each next one. Default 100ms.
     #[serde(default = "hundred_ms")]
     pub backoff: Span,
+    /// Whether the caller's request fails when this call fails. A call
+    /// that is not critical has a fallback (a page without recommendations).
+    /// Default true.
+    #[serde(default = "yes")]
+    pub critical: bool,
 }
 
 /// Requests from outside to one entry service.
@@ -412,6 +417,9 @@ impl Scenario {
     }
 }
 
+fn yes() -> bool {
+    true
+}
 fn one() -> u64 {
     1
 }

@@ -253,9 +253,22 @@ impl GuardAgent {
                 .and_then(|s| s.tier)
                 .is_some_and(|t| c.shed_tiers.contains(&t))
         };
+        // An edge declared critical is never cut: its caller cannot serve
+        // without the call, so cutting it turns a partial failure into a
+        // total one. Retry budgets protect those edges instead.
+        let cuttable = |edge: &String| {
+            edge.split_once("->")
+                .and_then(|(a, b)| g.edge(a, b))
+                .is_none_or(|e| !e.critical)
+        };
+        let suffering: BTreeSet<String> = suffering.into_iter().filter(cuttable).collect();
         let (action, edges): (_, BTreeSet<String>) =
             if s.error_rate() >= c.isolate_error_rate || s.breaker_open {
-                let all = callers.iter().map(|x| edge_name(x, root)).collect();
+                let all = callers
+                    .iter()
+                    .map(|x| edge_name(x, root))
+                    .filter(cuttable)
+                    .collect();
                 (ContainmentAction::Isolate, all)
             } else if !suffering.is_empty() {
                 (ContainmentAction::OpenEdges, suffering)

@@ -144,6 +144,8 @@ pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterCon
                 config.panic_threshold
             ),
         )
+    } else if order.len() > 1 && config.regions.is_empty() {
+        active_active(&order, &levels, config)
     } else if order.len() > 1 {
         let weights: Vec<RouteWeight> = order
             .iter()
@@ -223,4 +225,63 @@ pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterCon
         healthy_hosts: healthy,
         summary,
     }
+}
+
+/// Regions with no failover order configured all serve (active-active):
+/// each region's share is its hosts, reduced by Envoy's rule to
+/// `min(hosts, healthy hosts × overprovisioning)` when its health drops,
+/// the rest going to the other regions in proportion. While every region
+/// keeps its full share there are no region weights at all: traffic goes
+/// by host.
+fn active_active(
+    order: &[&str],
+    levels: &[LevelHosts],
+    config: &RouterConfig,
+) -> (RouteStrategy, Vec<RouteWeight>, String) {
+    let effective: Vec<f64> = levels
+        .iter()
+        .map(|l| (f64::from(l.healthy) * config.overprovisioning).min(f64::from(l.total)))
+        .collect();
+    let reduced: Vec<String> = order
+        .iter()
+        .zip(levels.iter().zip(&effective))
+        .filter(|(_, (l, e))| **e < f64::from(l.total))
+        .map(|(r, (l, _))| {
+            format!(
+                "{r} {:.0}% healthy x {}",
+                100.0 * f64::from(l.healthy) / f64::from(l.total.max(1)),
+                config.overprovisioning
+            )
+        })
+        .collect();
+    if reduced.is_empty() {
+        return (
+            RouteStrategy::Weighted,
+            Vec::new(),
+            format!("{} regions active and healthy: traffic by host", order.len()),
+        );
+    }
+    let percent = apportion(&effective);
+    let weights: Vec<RouteWeight> = order
+        .iter()
+        .zip(&percent)
+        .map(|(r, &w)| RouteWeight {
+            level: RouteLevel::Region,
+            target: (*r).to_owned(),
+            weight: w,
+        })
+        .collect();
+    let split: Vec<String> = weights
+        .iter()
+        .map(|w| format!("{} {}%", w.target, w.weight))
+        .collect();
+    (
+        RouteStrategy::LocalityPriority,
+        weights,
+        format!(
+            "{} keeps less than its share: {}",
+            reduced.join(", "),
+            split.join(", ")
+        ),
+    )
 }
