@@ -127,7 +127,11 @@ pub fn run_arms(
                 let arm = *arm;
                 let setup = &setup;
                 let report = &report;
-                let log = if arm == Arm::Faultline { log.take() } else { None };
+                let log = if arm == Arm::Faultline {
+                    log.take()
+                } else {
+                    None
+                };
                 scope.spawn(move || run_one(setup, arm, config, log, &|t| report(k, t)))
             })
             .collect();

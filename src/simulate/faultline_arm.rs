@@ -106,12 +106,7 @@ impl<'l> FaultlineArm<'l> {
                 c.caller = edge.from.map(|f| w.services[f].name.clone());
                 c.seed = seed ^ (e as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 let mut client = Client::new(c);
-                client.set_endpoints(
-                    to.instances
-                        .clone()
-                        .map(|i| endpoint(w, i))
-                        .collect(),
-                );
+                client.set_endpoints(to.instances.clone().map(|i| endpoint(w, i)).collect());
                 client
             })
             .collect();
@@ -190,7 +185,14 @@ impl<'l> FaultlineArm<'l> {
         out
     }
 
-    fn window(&mut self, w: &World, key: Key, acc: &Acc, version: Option<String>, at: (f64, f64)) -> Event {
+    fn window(
+        &mut self,
+        w: &World,
+        key: Key,
+        acc: &Acc,
+        version: Option<String>,
+        at: (f64, f64),
+    ) -> Event {
         let (now, length) = at;
         let edge = &w.edges[key.edge];
         let inst = &w.instances[key.instance];
@@ -250,7 +252,14 @@ impl<'l> FaultlineArm<'l> {
                     } else {
                         HealthStatus::Offline
                     },
-                    detail: Some(if *up { "probe answered" } else { "probe refused" }.to_owned()),
+                    detail: Some(
+                        if *up {
+                            "probe answered"
+                        } else {
+                            "probe refused"
+                        }
+                        .to_owned(),
+                    ),
                 };
                 self.event(t, &w.services[x.service].name.clone(), Data::Health(h))
             }
@@ -278,9 +287,6 @@ impl FaultlineArm<'_> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         for e in inputs {
-            if std::env::var_os("SIM_DUMP").is_some() {
-                println!("{}", serde_json::to_string(&e).unwrap());
-            }
             self.engine.ingest(e, &mut out);
         }
         self.engine.advance_to(timestamp(i.now), &mut out);
@@ -333,17 +339,18 @@ impl FaultlineArm<'_> {
                     format!("breaker {} {} ({:?})", b.target, b.to.as_str(), b.scope),
                 );
             }
-            Data::Route(r) if service.is_some() => {
-                if !r.ejected.is_empty() || r.weights.iter().any(|x| x.weight == 0) {
-                    let out: Vec<&str> = r.ejected.iter().map(|x| x.instance.as_str()).collect();
-                    self.act(
-                        now,
-                        svc,
-                        true,
-                        true,
-                        format!("route {}: {} out", e.subject, out.join(", ")),
-                    );
-                }
+            Data::Route(r)
+                if service.is_some()
+                    && (!r.ejected.is_empty() || r.weights.iter().any(|x| x.weight == 0)) =>
+            {
+                let out: Vec<&str> = r.ejected.iter().map(|x| x.instance.as_str()).collect();
+                self.act(
+                    now,
+                    svc,
+                    true,
+                    true,
+                    format!("route {}: {} out", e.subject, out.join(", ")),
+                );
             }
             Data::Prediction(p)
                 if matches!(
@@ -401,14 +408,24 @@ impl FaultlineArm<'_> {
                     root,
                     true,
                     c.action != ContainmentAction::Lift,
-                    format!("{} {}: {}", c.action.as_str(), c.root_cause, c.edges.join(", ")),
+                    format!(
+                        "{} {}: {}",
+                        c.action.as_str(),
+                        c.root_cause,
+                        c.edges.join(", ")
+                    ),
                 );
             }
             _ => {}
         }
     }
 
-    fn rollback(&mut self, i: &mut Interval<'_>, e: &Event, d: &crate::events::decision::RollbackDecision) {
+    fn rollback(
+        &mut self,
+        i: &mut Interval<'_>,
+        e: &Event,
+        d: &crate::events::decision::RollbackDecision,
+    ) {
         let now = i.now;
         let Some(svc) = i.world.service(&e.subject) else {
             return;
@@ -424,7 +441,13 @@ impl FaultlineArm<'_> {
             RollbackPhase::Analysis => match d.verdict {
                 Some(Verdict::Fail) => {
                     i.rollouts.halt(r);
-                    self.act(now, svc, true, false, format!("analysis of {} failed", d.from_version));
+                    self.act(
+                        now,
+                        svc,
+                        true,
+                        false,
+                        format!("analysis of {} failed", d.from_version),
+                    );
                 }
                 Some(Verdict::Pass) => i.rollouts.resume(r),
                 _ => {}
@@ -439,7 +462,11 @@ impl FaultlineArm<'_> {
                     svc,
                     d.phase == RollbackPhase::Initiated,
                     true,
-                    format!("rollback of {}: {}% left", d.from_version, (share * 100.0).round()),
+                    format!(
+                        "rollback of {}: {}% left",
+                        d.from_version,
+                        (share * 100.0).round()
+                    ),
                 );
             }
             _ => {}
@@ -465,7 +492,15 @@ impl Policy for FaultlineArm<'_> {
         Some(_w.services[_w.edges[edge].to].instances.start + pick.position())
     }
 
-    fn complete(&mut self, _w: &World, edge: usize, _instance: usize, _ok: bool, ms: f64, now: f64) {
+    fn complete(
+        &mut self,
+        _w: &World,
+        edge: usize,
+        _instance: usize,
+        _ok: bool,
+        ms: f64,
+        now: f64,
+    ) {
         if let Some(p) = self.last_pick[edge].take() {
             self.clients[edge].complete(p, timestamp(now), ms);
         }
@@ -506,7 +541,9 @@ impl Policy for FaultlineArm<'_> {
         for (key, acc) in touched {
             let svc = w.edges[key.edge].to;
             let version = if key.version == 1 {
-                i.rollouts.active(svc).map(|r| i.rollouts.all[r].version.clone())
+                i.rollouts
+                    .active(svc)
+                    .map(|r| i.rollouts.all[r].version.clone())
             } else {
                 w.services[svc].spec.versions.first().cloned()
             };

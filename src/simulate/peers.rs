@@ -147,7 +147,9 @@ impl Envoy {
         if self.hosts[i].consecutive < ENVOY_CONSECUTIVE_5XX || self.ejected(i, now) {
             return None;
         }
-        let out = (0..self.hosts.len()).filter(|h| self.ejected(*h, now)).count();
+        let out = (0..self.hosts.len())
+            .filter(|h| self.ejected(*h, now))
+            .count();
         let cap = ((self.hosts.len() as f64 * ENVOY_MAX_EJECTION_PERCENT / 100.0) as usize).max(1);
         if out >= cap {
             return None;
@@ -368,7 +370,10 @@ mod tests {
             h.record(false, f64::from(k));
         }
         for k in 0..10 {
-            assert!(!h.record(false, 20_000.0 + f64::from(k)), "old failures gone");
+            assert!(
+                !h.record(false, 20_000.0 + f64::from(k)),
+                "old failures gone"
+            );
         }
     }
 
@@ -388,7 +393,10 @@ mod tests {
         for _ in 0..5 {
             e.record(0, false, 40_000.0);
         }
-        assert!(e.ejected(0, 69_000.0), "second ejection: 30 s x 1 after the decrement");
+        assert!(
+            e.ejected(0, 69_000.0),
+            "second ejection: 30 s x 1 after the decrement"
+        );
         assert!(!e.ejected(0, 70_000.0));
     }
 }

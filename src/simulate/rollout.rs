@@ -134,7 +134,12 @@ impl Rollouts {
 
     /// Advances the deployer and applies due share changes up to `t`;
     /// returns the deploy steps taken and the acknowledgements due.
-    pub fn advance(&mut self, t: f64, steps: &mut Vec<(f64, usize, DeployStep)>, acks: &mut Vec<(f64, String)>) {
+    pub fn advance(
+        &mut self,
+        t: f64,
+        steps: &mut Vec<(f64, usize, DeployStep)>,
+        acks: &mut Vec<(f64, String)>,
+    ) {
         for (i, r) in self.all.iter_mut().enumerate() {
             while !r.halted && r.next < r.plan.len() && r.plan[r.next].0 <= t {
                 let (at, share) = r.plan[r.next];

@@ -101,7 +101,7 @@ impl<'a, P: Policy> Run<'a, P> {
             rollouts: Rollouts::new(w, setup.faults),
             queues: vec![Queue::default(); w.instances.len()],
             frontier: 0.0,
-            rng: ChaCha8Rng::seed_from_u64(setup.seed ^ 0x5eed_0f_ca11),
+            rng: ChaCha8Rng::seed_from_u64(setup.seed ^ 0x005e_ed0f_ca11),
             windows: Windows::new(w),
             events: Vec::new(),
             tally: Tally::new(w, setup.duration),
@@ -121,8 +121,8 @@ impl<'a, P: Policy> Run<'a, P> {
         let mut next_window = s.window;
         let mut next_progress = 60_000.0;
         self.step(0.0);
-        for k in 0..next.len() {
-            next[k] = self.arrival_after(&mut arrivals, k, 0.0);
+        for (k, n) in next.iter_mut().enumerate() {
+            *n = self.arrival_after(&mut arrivals, k, 0.0);
         }
         loop {
             let (k, t) = next
@@ -268,7 +268,10 @@ impl<'a, P: Policy> Run<'a, P> {
         if wait > QUEUE_LIMIT_MS {
             return (false, REFUSED_MS, 0);
         }
-        q.add(t, 1_000.0 / (spec.capacity_rps * self.cond.capacity[instance]));
+        q.add(
+            t,
+            1_000.0 / (spec.capacity_rps * self.cond.capacity[instance]),
+        );
         let (version, mut err, mut factor) = (0, self.cond.errors[svc], self.cond.latency[svc]);
         let (version, err, factor) = match self.rollouts.serve(svc, &mut self.rng) {
             Some(r) => {

@@ -132,9 +132,10 @@ impl World {
             entries.push(Entry {
                 edge: edges.len(),
                 rps: t.rps,
-                diurnal: t.diurnal.as_ref().map(|d| {
-                    (d.amplitude, d.period.ms() as f64, d.peak_at.ms() as f64)
-                }),
+                diurnal: t
+                    .diurnal
+                    .as_ref()
+                    .map(|d| (d.amplitude, d.period.ms() as f64, d.peak_at.ms() as f64)),
             });
             edges.push(Edge {
                 from: None,
@@ -230,7 +231,14 @@ traffic:
         let ids: Vec<&str> = w.instances.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["cart-eu-0", "cart-us-0", "db-eu-0", "web-eu-0", "web-eu-1", "web-us-0"]
+            [
+                "cart-eu-0",
+                "cart-us-0",
+                "db-eu-0",
+                "web-eu-0",
+                "web-eu-1",
+                "web-us-0"
+            ]
         );
         assert_eq!(w.services[2].instances, 3..6);
         assert_eq!(w.edges.len(), 3);

@@ -43,6 +43,9 @@ pub struct BreakerMemory {
     deadlines: BTreeSet<Deadline>,
     system: SystemView,
     late: u64,
+    /// service -> the callees it declares critical (`faultline.topology`).
+    #[serde(default)]
+    depends: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The breaker agent.
@@ -188,11 +191,26 @@ impl BreakerAgent {
             (Scope::Edge, caller),
             (Scope::Instance, instance),
         ];
+        let blamed = self.tripped_dependency(subject).is_some();
         for (scope, sub) in scopes {
             let Some(sub) = sub else { continue };
             if !self.config.has_scope(scope) {
                 continue;
             }
+            // Failures under a tripped critical dependency are the
+            // dependency's: its own breaker already fails those calls fast,
+            // and opening this one too would refuse the requests that do not
+            // need it and keep the two out of step (each half-open probe
+            // failing on the other). The calls still count, as successes.
+            let o = if blamed && scope == Scope::Service {
+                Tally {
+                    calls: o.calls,
+                    failed: 0,
+                    slow: 0,
+                }
+            } else {
+                o
+            };
             let mut late = false;
             self.with_circuit(scope, subject, sub, out, |c, s| {
                 let (in_window, change) = c.record(o, at, interval_ms, now, s);
@@ -203,6 +221,35 @@ impl BreakerAgent {
                 self.state.late += 1;
             }
         }
+    }
+
+    /// A service `service` depends on, directly or not, through edges
+    /// declared critical, whose service breaker is tripped.
+    fn tripped_dependency(&self, service: &str) -> Option<&str> {
+        if self.state.depends.is_empty()
+            || !self.state.services.values().any(|c| c.state().is_tripped())
+        {
+            return None;
+        }
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut todo: Vec<&str> = vec![service];
+        while let Some(s) = todo.pop() {
+            for d in self.state.depends.get(s).into_iter().flatten() {
+                if !seen.insert(d.as_str()) {
+                    continue;
+                }
+                if self
+                    .state
+                    .services
+                    .get(d)
+                    .is_some_and(|c| c.state().is_tripped())
+                {
+                    return Some(d);
+                }
+                todo.push(d);
+            }
+        }
+        None
     }
 
     fn command(&mut self, subject: &str, cmd: &Command, out: &mut Vec<Proposal>) {
@@ -287,7 +334,16 @@ impl Agent for BreakerAgent {
                 );
                 self.know(&record.subject, out);
             }
-            Data::Topology(_) => self.know(&record.subject, out),
+            Data::Topology(t) => {
+                let critical = t
+                    .dependencies
+                    .iter()
+                    .filter(|d| d.critical)
+                    .map(|d| d.callee.clone())
+                    .collect();
+                self.state.depends.insert(record.subject.clone(), critical);
+                self.know(&record.subject, out);
+            }
             Data::Command(c) => self.command(&record.subject, c, out),
             Data::Breaker(d) if self.config.has_scope(Scope::System) => {
                 if let Some(ch) = self.state.system.observe(d, &self.config.system) {
@@ -445,5 +501,67 @@ fn reason(ch: &Change, s: &Settings) -> String {
             None => cause,
         },
         _ => cause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::observation::{Dependency, Topology, Window};
+
+    fn record(t_s: i64, subject: &str, data: Data) -> Event {
+        Event {
+            id: format!("{subject}-{t_s}"),
+            source: "test".into(),
+            subject: subject.into(),
+            time: Timestamp::from_millis(t_s * 1000),
+            datacontenttype: None,
+            causeseq: None,
+            causeid: None,
+            data,
+        }
+    }
+
+    fn failing(t_s: i64, subject: &str) -> Event {
+        let w = Window {
+            interval_ms: 1000,
+            requests: 100,
+            errors: 80,
+            ..Window::default()
+        };
+        record(t_s, subject, Data::Window(w))
+    }
+
+    fn opened(out: &[Proposal]) -> Vec<String> {
+        out.iter()
+            .filter_map(|p| match &p.data {
+                Data::Breaker(d) if d.to == BreakerState::Open => Some(d.target.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn run(declared: bool) -> Vec<String> {
+        let mut b = BreakerAgent::new(Arc::new(BreakerConfig::default()));
+        let mut out = Vec::new();
+        if declared {
+            let t = Topology {
+                dependencies: vec![Dependency {
+                    callee: "db".into(),
+                    critical: true,
+                }],
+                ..Topology::default()
+            };
+            b.apply(1, &record(0, "web", Data::Topology(t)), &mut out);
+        }
+        b.apply(2, &failing(1, "db"), &mut out);
+        b.apply(3, &failing(1, "web"), &mut out);
+        opened(&out)
+    }
+
+    #[test]
+    fn a_service_does_not_trip_on_a_tripped_critical_dependency() {
+        assert_eq!(run(false), ["db", "web"], "undeclared: both trip");
+        assert_eq!(run(true), ["db"], "web's failures are db's");
     }
 }

@@ -261,6 +261,8 @@ impl GuardAgent {
                 .and_then(|(a, b)| g.edge(a, b))
                 .is_none_or(|e| !e.critical)
         };
+        let any_caller = !callers.is_empty();
+        let suffering_any = !suffering.is_empty();
         let suffering: BTreeSet<String> = suffering.into_iter().filter(cuttable).collect();
         let (action, edges): (_, BTreeSet<String>) =
             if s.error_rate() >= c.isolate_error_rate || s.breaker_open {
@@ -270,7 +272,7 @@ impl GuardAgent {
                     .filter(cuttable)
                     .collect();
                 (ContainmentAction::Isolate, all)
-            } else if !suffering.is_empty() {
+            } else if suffering_any {
                 (ContainmentAction::OpenEdges, suffering)
             } else {
                 let shed = callers
@@ -280,7 +282,10 @@ impl GuardAgent {
                     .map(|x| edge_name(x, root));
                 (ContainmentAction::Shed, shed.collect())
             };
-        (!edges.is_empty()).then_some((action, edges))
+        // With every edge critical there is nothing to cut, but the episode
+        // (root cause, blast radius, impact) is still announced.
+        (any_caller && (!edges.is_empty() || action != ContainmentAction::Shed))
+            .then_some((action, edges))
     }
 
     /// Starts or raises containment of `root`.
@@ -294,6 +299,7 @@ impl GuardAgent {
         let Some((action, edges)) = self.wanted(root, suspects) else {
             return;
         };
+        let first = !self.state.episodes.contains_key(root);
         let (candidates, confidence) = match (ranking, self.state.episodes.get(root)) {
             (Some(r), _) => (
                 r.candidates
@@ -320,7 +326,6 @@ impl GuardAgent {
         e.confidence = confidence;
         let raised = action > e.action;
         let new_edges = action >= e.action && !edges.is_subset(&e.edges);
-        let first = e.edges.is_empty();
         if !(first || raised || new_edges) {
             return;
         }
@@ -413,6 +418,13 @@ impl GuardAgent {
             ContainmentAction::Shed => "shedding low-priority callers",
             _ => "",
         };
+        let what = if e.edges.is_empty() && what.is_empty() {
+            what.to_owned()
+        } else if e.edges.is_empty() {
+            format!("{what}: nothing cut, every edge into it is critical")
+        } else {
+            what.to_owned()
+        };
         format!(
             "{root} is the likely origin (score {:.3}, confidence {:.3}): {evidence}; {position}; {what}",
             e.candidates.first().map_or(0.0, |c| c.1),
@@ -481,7 +493,15 @@ impl GuardAgent {
                 continue;
             }
             let mut storm = storm.cloned().unwrap_or_default();
-            if let Some(step) = storm.observe(e.window_calls, inbound, &c) {
+            // The budget itself brings the ratio down: it is lifted only
+            // once the callee has recovered too (its own anomaly over, its
+            // calls failing less than `open_edges_error_rate`).
+            let recovered = self
+                .state
+                .services
+                .get(callee)
+                .is_none_or(|s| !s.anomalous() && s.error_rate() < c.open_edges_error_rate);
+            if let Some(step) = storm.observe(e.window_calls, inbound, recovered, &c) {
                 steps.push((caller.to_owned(), callee.to_owned(), step));
             }
             self.state.storms.insert(name, storm);

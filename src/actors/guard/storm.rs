@@ -7,7 +7,10 @@
 //! request, say) is in the baseline, so only a *rise* counts, and a traffic
 //! spike moves numerator and denominator together and does not. A storm is
 //! answered with a retry budget and lifted when the ratio has been back
-//! under half the threshold's excess for `lift_after` intervals.
+//! under half the threshold's excess, and the callee has recovered, for
+//! `lift_after` intervals: the budget alone brings the ratio down, so the
+//! ratio alone would lift it while the callee is still overloaded and the
+//! storm would start again.
 
 use std::collections::VecDeque;
 
@@ -50,8 +53,14 @@ fn round2(x: f64) -> f64 {
 
 impl Storm {
     /// Takes an interval with `calls` on the edge and `inbound` requests
-    /// served by the caller.
-    pub fn observe(&mut self, calls: u64, inbound: u64, c: &GuardConfig) -> Option<StormStep> {
+    /// served by the caller; `recovered`: the callee is healthy again.
+    pub fn observe(
+        &mut self,
+        calls: u64,
+        inbound: u64,
+        recovered: bool,
+        c: &GuardConfig,
+    ) -> Option<StormStep> {
         if inbound < c.min_calls || calls == 0 {
             return None;
         }
@@ -78,7 +87,7 @@ impl Storm {
             }
             return None;
         }
-        if !calm {
+        if !calm || !recovered {
             self.healthy = 0;
             return None;
         }
@@ -111,10 +120,10 @@ mod tests {
         let mut s = Storm::default();
         // Normal fan-out: 3 calls per request, traffic doubling is no storm.
         for inbound in [100, 100, 200, 200, 100, 100, 400] {
-            assert_eq!(s.observe(3 * inbound, inbound, &c), None);
+            assert_eq!(s.observe(3 * inbound, inbound, true, &c), None);
         }
         assert_eq!(
-            s.observe(900, 100, &c),
+            s.observe(900, 100, true, &c),
             Some(StormStep::Budget {
                 amplification: 3.0,
                 ratio: 9.0,
@@ -122,15 +131,15 @@ mod tests {
             })
         );
         // 1.6x is not calm (calm is under 1.5x): the count restarts.
-        assert_eq!(s.observe(450, 100, &c), None);
-        assert_eq!(s.observe(480, 100, &c), None);
-        assert_eq!(s.observe(300, 100, &c), None);
-        assert_eq!(s.observe(300, 100, &c), None);
-        assert_eq!(s.observe(480, 100, &c), None);
-        assert_eq!(s.observe(300, 100, &c), None);
-        assert_eq!(s.observe(300, 100, &c), None);
+        assert_eq!(s.observe(450, 100, true, &c), None);
+        assert_eq!(s.observe(480, 100, true, &c), None);
+        assert_eq!(s.observe(300, 100, true, &c), None);
+        assert_eq!(s.observe(300, 100, true, &c), None);
+        assert_eq!(s.observe(480, 100, true, &c), None);
+        assert_eq!(s.observe(300, 100, true, &c), None);
+        assert_eq!(s.observe(300, 100, true, &c), None);
         assert_eq!(
-            s.observe(310, 100, &c),
+            s.observe(310, 100, true, &c),
             Some(StormStep::Lift {
                 amplification: 1.03
             })
@@ -139,11 +148,35 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_stays_while_the_callee_has_not_recovered() {
+        let c = GuardConfig::default();
+        let mut s = Storm::default();
+        for _ in 0..7 {
+            s.observe(300, 100, true, &c);
+        }
+        assert!(matches!(
+            s.observe(900, 100, true, &c),
+            Some(StormStep::Budget { .. })
+        ));
+        // Calm calls under the budget, but the callee still failing: no lift.
+        for _ in 0..10 {
+            assert_eq!(s.observe(300, 100, false, &c), None);
+        }
+        assert!(s.active);
+        assert_eq!(s.observe(300, 100, true, &c), None);
+        assert_eq!(s.observe(300, 100, true, &c), None);
+        assert!(matches!(
+            s.observe(300, 100, true, &c),
+            Some(StormStep::Lift { .. })
+        ));
+    }
+
+    #[test]
     fn too_little_traffic_says_nothing() {
         let c = GuardConfig::default();
         let mut s = Storm::default();
         for _ in 0..10 {
-            assert_eq!(s.observe(30, 10, &c), None);
+            assert_eq!(s.observe(30, 10, true, &c), None);
         }
         assert!(s.ratios.is_empty());
     }

@@ -258,7 +258,10 @@ fn active_active(
         return (
             RouteStrategy::Weighted,
             Vec::new(),
-            format!("{} regions active and healthy: traffic by host", order.len()),
+            format!(
+                "{} regions active and healthy: traffic by host",
+                order.len()
+            ),
         );
     }
     let percent = apportion(&effective);
@@ -284,4 +287,63 @@ fn active_active(
             split.join(", ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::decision::EjectionTrigger;
+
+    fn hosts(down: &[&'static str]) -> Vec<HostView<'static>> {
+        ["eu0", "eu1", "eu2", "eu3", "us0", "us1", "us2", "us3"]
+            .into_iter()
+            .map(|id| HostView {
+                id,
+                region: &id[..2],
+                signal: true,
+                out: down.contains(&id).then(|| Ejection {
+                    instance: id.to_owned(),
+                    trigger: EjectionTrigger::Health,
+                    until: None,
+                    ejections: 0,
+                    observed: 0.0,
+                    threshold: 0.0,
+                }),
+            })
+            .collect()
+    }
+
+    fn shares(t: &Table) -> Vec<(String, u32)> {
+        t.weights
+            .iter()
+            .map(|w| (w.target.clone(), w.weight))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_failover_order_every_healthy_region_serves() {
+        let c = RouterConfig::default();
+        let t = compute(&hosts(&[]), None, &c);
+        assert_eq!(t.strategy, RouteStrategy::Weighted);
+        assert!(t.weights.is_empty(), "{t:?}");
+        // One eu host of four down: 3 x 1.4 >= 4, eu keeps its share.
+        assert!(compute(&hosts(&["eu0"]), None, &c).weights.is_empty());
+        // Three down: eu can carry 1 x 1.4 of its 4 hosts' share.
+        let t = compute(&hosts(&["eu0", "eu1", "eu2"]), None, &c);
+        assert_eq!(t.strategy, RouteStrategy::LocalityPriority);
+        assert_eq!(shares(&t), [("eu".into(), 26), ("us".into(), 74)]);
+        assert!(
+            t.summary.starts_with("eu 25% healthy x 1.4"),
+            "{}",
+            t.summary
+        );
+    }
+
+    #[test]
+    fn with_a_failover_order_the_first_region_takes_all_it_can() {
+        let raw = "[router]\nregions = [\"us\", \"eu\"]\n";
+        let c = crate::config::Config::from_toml(raw, "t").unwrap().router;
+        let t = compute(&hosts(&[]), None, &c);
+        assert_eq!(shares(&t), [("us".into(), 100), ("eu".into(), 0)]);
+    }
 }
