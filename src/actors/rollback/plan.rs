@@ -4,7 +4,10 @@
 //!
 //! 1. the new version's error rate at or above `emergency_error_rate`:
 //!    `emergency` (no time for care: everything back, freeze, page);
-//! 2. a canary still taking part of the traffic: `canary_reverse`;
+//! 2. a canary still taking part of the traffic: `immediate` when a
+//!    critical metric fails (the stable version already serves, warm, so
+//!    the failing share goes at once, as Flagger and Argo abort), else
+//!    `canary_reverse`, its share taken off step by step;
 //! 3. a blue/green deploy: `blue_green` (the old stack is still there);
 //! 4. a deploy that covers several regions: `staged`, a wave per region;
 //! 5. a critical metric failing: `immediate`; otherwise (only the score
@@ -49,7 +52,11 @@ pub fn select(
     {
         RollbackStrategy::Emergency
     } else if ctx.deploy == Some(DeployStrategy::Canary) && ctx.weight < 100 {
-        RollbackStrategy::CanaryReverse
+        if ctx.critical {
+            RollbackStrategy::Immediate
+        } else {
+            RollbackStrategy::CanaryReverse
+        }
     } else if ctx.deploy == Some(DeployStrategy::BlueGreen) {
         RollbackStrategy::BlueGreen
     } else if ctx.regions.len() > 1 {
@@ -140,8 +147,12 @@ mod tests {
         let pick = |x: &Context<'_>| select(x, auto, &c);
         assert_eq!(
             pick(&ctx(DeployStrategy::Canary, 20, &[])),
-            RollbackStrategy::CanaryReverse
+            RollbackStrategy::Immediate,
+            "a canary failing a critical metric goes at once"
         );
+        let mut soft = ctx(DeployStrategy::Canary, 20, &[]);
+        soft.critical = false;
+        assert_eq!(pick(&soft), RollbackStrategy::CanaryReverse);
         assert_eq!(
             pick(&ctx(DeployStrategy::Canary, 100, &[])),
             RollbackStrategy::Immediate
