@@ -327,13 +327,12 @@ impl FaultlineArm<'_> {
         let service = w.service(&e.subject);
         let svc = service.unwrap_or(0);
         match &e.data {
-            Data::Breaker(b) if b.to.is_tripped() && !b.from.is_tripped() => {
-                let target = w
-                    .service(b.target.split(['/', '-']).next().unwrap_or(""))
-                    .or(service);
+            // The subject is the service (the callee for edge and instance
+            // scopes); the system breaker concerns no one service.
+            Data::Breaker(b) if b.to.is_tripped() && !b.from.is_tripped() && service.is_some() => {
                 self.act(
                     now,
-                    target.unwrap_or(svc),
+                    svc,
                     true,
                     b.to != BreakerState::MetricsOnly,
                     format!("breaker {} {} ({:?})", b.target, b.to.as_str(), b.scope),

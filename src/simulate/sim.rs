@@ -272,15 +272,10 @@ impl<'a, P: Policy> Run<'a, P> {
             t,
             1_000.0 / (spec.capacity_rps * self.cond.capacity[instance]),
         );
-        let (version, mut err, mut factor) = (0, self.cond.errors[svc], self.cond.latency[svc]);
-        let (version, err, factor) = match self.rollouts.serve(svc, &mut self.rng) {
-            Some(r) => {
-                err = err.max(r.error_rate);
-                factor *= r.latency_factor;
-                (1, err, factor)
-            }
-            None => (version, err, factor),
-        };
+        let (mut version, mut err, mut factor) = (0, self.cond.errors[svc], self.cond.latency[svc]);
+        if let Some(r) = self.rollouts.serve(svc, &mut self.rng) {
+            (version, err, factor) = (1, err.max(r.error_rate), factor * r.latency_factor);
+        }
         let mut ok = unit(&mut self.rng) >= err;
         let mut spent = wait;
         if ok {

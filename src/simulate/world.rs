@@ -8,7 +8,6 @@
 //! so that every hop, the first included, goes through the arm's policy.
 
 use super::scenario::{Scenario, ServiceSpec};
-use crate::events::observation::Tier;
 
 /// A service, by index.
 #[derive(Clone, Debug)]
@@ -198,11 +197,6 @@ impl World {
                 entry.rps * (1.0 + amplitude * phase.cos())
             }
         }
-    }
-
-    /// The tier of service `s`.
-    pub fn tier(&self, s: usize) -> Tier {
-        self.services[s].spec.tier
     }
 }
 
