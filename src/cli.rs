@@ -148,6 +148,27 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Simulate a failure scenario under no protection, the peers' default
+    /// policies and faultline, side by side; print the table and write the report.
+    Simulate {
+        /// Scenario file (YAML; see simulations/README.md).
+        file: PathBuf,
+        /// Seed instead of the file's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Arms to run, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "none,peers,faultline")]
+        arms: Vec<crate::simulate::arms::Arm>,
+        /// Report directory: report.json, report.md and SVG charts (default faultline-sim/<scenario>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep the faultline arm's log in this (new) sled directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// faultline's policy file (TOML); built-in defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print the JSON Schema of every event type, or write them to a directory.
     Schema {
         /// Write one file per type into this directory instead of printing.
@@ -207,6 +228,26 @@ pub fn run(cli: Cli) -> Result<()> {
             eval_detect_cmd(&seeds, config.as_deref(), out.as_deref())
         }
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
+        Command::Simulate {
+            file,
+            seed,
+            arms,
+            out,
+            data,
+            config,
+        } => {
+            let policy = load_config(config.as_deref())?;
+            crate::simulate_cmd::simulate(
+                &crate::simulate_cmd::Args {
+                    file,
+                    seed,
+                    arms,
+                    out,
+                    data,
+                },
+                &policy,
+            )
+        }
         Command::Run {
             config,
             nats,

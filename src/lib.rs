@@ -20,4 +20,5 @@ pub mod process;
 pub mod run_cmd;
 pub mod schema;
 pub mod simulate;
+pub mod simulate_cmd;
 pub mod tools;

@@ -13,11 +13,14 @@
 //! ([`peers`]) or faultline's agents in the loop ([`faultline_arm`]).
 
 pub mod arms;
+pub mod charts;
 pub mod faultline_arm;
 pub mod faults;
 pub mod peers;
 pub mod policy;
 pub mod queue;
+pub mod render;
+pub mod report;
 pub mod rollout;
 pub mod scenario;
 pub mod sim;

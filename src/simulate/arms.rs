@@ -108,6 +108,7 @@ pub fn run_arms(
     let setup = Setup {
         world: &p.world,
         faults: &p.faults,
+        deploys: &p.scenario.deploys,
         seed: p.seed,
         duration: p.scenario.duration.ms() as f64,
         window: p.scenario.window.ms() as f64,

@@ -13,14 +13,14 @@ use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::faults::Fault;
-use super::scenario::{DeployStrategy, FaultKind};
+use super::scenario::{DeploySpec, DeployStrategy, FaultKind};
 use super::world::World;
 
 /// One deploy of a new version.
 #[derive(Clone, Debug)]
 pub struct Rollout {
-    /// The fault it comes from.
-    pub fault: usize,
+    /// The bad-deploy fault it comes from; `None` for a good deploy.
+    pub fault: Option<usize>,
     /// The service.
     pub service: usize,
     /// The new version.
@@ -43,6 +43,45 @@ pub struct Rollout {
     pub halted: bool,
     /// When its share was last set to 0 by a policy.
     pub reverted_at: Option<f64>,
+}
+
+impl Rollout {
+    /// A deploy of `version` to `service` from `start` by `strategy`, as
+    /// good as the running version.
+    fn planned(
+        w: &World,
+        service: usize,
+        version: &str,
+        start: f64,
+        strategy: &DeployStrategy,
+    ) -> Self {
+        let spec = &w.services[service].spec;
+        let (canary, plan) = match strategy {
+            DeployStrategy::AllAtOnce => (false, vec![(start, 1.0)]),
+            DeployStrategy::Canary { steps, every } => (
+                true,
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (start + (k as u64 * every.ms()) as f64, s / 100.0))
+                    .collect(),
+            ),
+        };
+        Self {
+            fault: None,
+            service,
+            version: version.to_owned(),
+            previous: spec.versions.first().cloned().unwrap_or_default(),
+            error_rate: spec.error_rate,
+            latency_factor: 1.0,
+            canary,
+            plan,
+            next: 0,
+            share: 0.0,
+            halted: false,
+            reverted_at: None,
+        }
+    }
 }
 
 /// What the deployer did, for the events the world publishes.
@@ -76,9 +115,10 @@ pub struct Rollouts {
 }
 
 impl Rollouts {
-    /// The rollouts the faults describe; none has started.
-    pub fn new(w: &World, faults: &[Fault]) -> Self {
-        let all = faults
+    /// The rollouts the bad-deploy faults and the good `deploys` describe;
+    /// none has started.
+    pub fn new(w: &World, faults: &[Fault], deploys: &[DeploySpec]) -> Self {
+        let bad = faults
             .iter()
             .enumerate()
             .filter_map(|(i, f)| match &f.kind {
@@ -90,38 +130,24 @@ impl Rollouts {
                     ..
                 } => {
                     let service = f.service?;
-                    let spec = &w.services[service].spec;
-                    let (canary, plan) = match strategy {
-                        DeployStrategy::AllAtOnce => (false, vec![(f.start, 1.0)]),
-                        DeployStrategy::Canary { steps, every } => (
-                            true,
-                            steps
-                                .iter()
-                                .enumerate()
-                                .map(|(k, s)| (f.start + (k as u64 * every.ms()) as f64, s / 100.0))
-                                .collect(),
-                        ),
-                    };
+                    let error_rate = error_rate.unwrap_or(w.services[service].spec.error_rate);
+                    let r = Rollout::planned(w, service, version, f.start, strategy);
                     Some(Rollout {
-                        fault: i,
-                        service,
-                        version: version.clone(),
-                        previous: spec.versions.first().cloned().unwrap_or_default(),
-                        error_rate: error_rate.unwrap_or(spec.error_rate),
+                        fault: Some(i),
+                        error_rate,
                         latency_factor: *latency_factor,
-                        canary,
-                        plan,
-                        next: 0,
-                        share: 0.0,
-                        halted: false,
-                        reverted_at: None,
+                        ..r
                     })
                 }
                 _ => None,
-            })
-            .collect();
+            });
+        let good = deploys.iter().filter_map(|d| {
+            let service = w.service(&d.service)?;
+            let start = d.at.ms() as f64;
+            Some(Rollout::planned(w, service, &d.version, start, &d.strategy))
+        });
         Self {
-            all,
+            all: bad.chain(good).collect(),
             active: vec![None; w.services.len()],
             pending: Vec::new(),
         }
@@ -236,7 +262,7 @@ faults:
         )
         .unwrap();
         let w = World::new(&s);
-        Rollouts::new(&w, &compile(&s, &w))
+        Rollouts::new(&w, &compile(&s, &w), &s.deploys)
     }
 
     #[test]

@@ -49,6 +49,25 @@ pub struct Scenario {
     /// What goes wrong, and when.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Good deploys: new versions no worse than the running one. A policy
+    /// that rolls one back was wrong (the report counts it).
+    #[serde(default)]
+    pub deploys: Vec<DeploySpec>,
+}
+
+/// A good deploy.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySpec {
+    /// When it starts.
+    pub at: Span,
+    /// The service deployed.
+    pub service: String,
+    /// The new version (not the running one).
+    pub version: String,
+    /// How it rolls out. Default a canary of 10, 50, 100 % a minute apart.
+    #[serde(default)]
+    pub strategy: DeployStrategy,
 }
 
 /// One service.

@@ -36,6 +36,7 @@ use super::faults::{Conditions, Fault};
 use super::policy::{Interval, Policy, WorldEvent};
 use super::queue::Queue;
 use super::rollout::{unit, Rollouts};
+use super::scenario::DeploySpec;
 use super::tally::Tally;
 use super::windows::Windows;
 use super::world::World;
@@ -55,6 +56,8 @@ pub struct Setup<'a> {
     pub world: &'a World,
     /// Its faults.
     pub faults: &'a [Fault],
+    /// Its good deploys.
+    pub deploys: &'a [DeploySpec],
     /// Seed of both random streams.
     pub seed: u64,
     /// Run length, ms.
@@ -98,7 +101,7 @@ impl<'a, P: Policy> Run<'a, P> {
             setup,
             policy,
             cond: Conditions::healthy(w),
-            rollouts: Rollouts::new(w, setup.faults),
+            rollouts: Rollouts::new(w, setup.faults, setup.deploys),
             queues: vec![Queue::default(); w.instances.len()],
             frontier: 0.0,
             rng: ChaCha8Rng::seed_from_u64(setup.seed ^ 0x005e_ed0f_ca11),

@@ -45,6 +45,17 @@ pub fn check(s: &Scenario) -> Result<(), Vec<ConfigProblem>> {
     for (i, f) in s.faults.iter().enumerate() {
         fault(s, i, f, &mut p);
     }
+    for (i, d) in s.deploys.iter().enumerate() {
+        let at = |field: &str| format!("deploys[{i}].{field}");
+        if d.at.ms() >= s.duration.ms() {
+            p.add(
+                at("at"),
+                format!("{} is not before the end of the run ({})", d.at, s.duration),
+            );
+        }
+        service_ref(s, &d.service, at("service"), &mut p);
+        deploy(s, &d.service, &d.version, &d.strategy, &at, &mut p);
+    }
     let list = p.list();
     if list.is_empty() {
         Ok(())
@@ -68,6 +79,40 @@ fn service_ref(s: &Scenario, name: &str, path: String, p: &mut Problems) {
             path,
             format!("'{name}' is not a service (services: {services})"),
         );
+    }
+}
+
+/// A deploy of `version` to `service` by `strategy`, good or bad.
+fn deploy(
+    s: &Scenario,
+    service: &str,
+    version: &str,
+    strategy: &DeployStrategy,
+    at: &dyn Fn(&str) -> String,
+    p: &mut Problems,
+) {
+    if let Some(svc) = s.services.get(service) {
+        if svc.versions.first().is_some_and(|v| v == version) {
+            p.add(
+                at("version"),
+                format!("'{version}' is already running on {service}: name the new version"),
+            );
+        }
+    }
+    if let DeployStrategy::Canary { steps, every } = strategy {
+        let increasing = steps.windows(2).all(|w| w[0] < w[1]);
+        let in_range = steps
+            .iter()
+            .all(|x| x.is_finite() && *x > 0.0 && *x <= 100.0);
+        if steps.is_empty() || !increasing || !in_range || steps.last() != Some(&100.0) {
+            p.add(
+                at("strategy.canary.steps"),
+                format!("{steps:?} must be increasing percentages above 0 ending at 100"),
+            );
+        }
+        if every.ms() == 0 {
+            p.add(at("strategy.canary.every"), "must be above 0");
+        }
     }
 }
 
@@ -320,35 +365,11 @@ fn fault(s: &Scenario, i: usize, f: &super::scenario::FaultSpec, p: &mut Problem
             latency_factor,
             strategy,
         } => {
-            if let Some(svc) = s.services.get(service) {
-                if svc.versions.first() == Some(version) {
-                    p.add(
-                        at("version"),
-                        format!(
-                            "'{version}' is already running on {service}: name the new version"
-                        ),
-                    );
-                }
-            }
+            deploy(s, service, version, strategy, &at, p);
             if let Some(e) = error_rate {
                 fraction(*e, &at("error_rate"), p);
             }
             positive(*latency_factor, &at("latency_factor"), p);
-            if let DeployStrategy::Canary { steps, every } = strategy {
-                let increasing = steps.windows(2).all(|w| w[0] < w[1]);
-                let in_range = steps
-                    .iter()
-                    .all(|x| x.is_finite() && *x > 0.0 && *x <= 100.0);
-                if steps.is_empty() || !increasing || !in_range || steps.last() != Some(&100.0) {
-                    p.add(
-                        at("strategy.canary.steps"),
-                        format!("{steps:?} must be increasing percentages above 0 ending at 100"),
-                    );
-                }
-                if every.ms() == 0 {
-                    p.add(at("strategy.canary.every"), "must be above 0");
-                }
-            }
         }
         FaultKind::LatencyLeak { over, factor, .. } => {
             positive(*factor, &at("factor"), p);

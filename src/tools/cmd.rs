@@ -19,7 +19,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| anyhow!("cannot start the runtime: {e}"))
 }
 
-fn bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

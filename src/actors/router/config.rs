@@ -11,6 +11,7 @@
 //! success_rate_stdev_factor = 1.9        # eject below mean − factor·σ of success rates
 //! success_rate_minimum_hosts = 5         # hosts with enough volume needed for that
 //! success_rate_request_volume = 100      # requests in the interval for a host to count
+//! success_rate_significance = 0.001      # ... and only if sampling alone explains it this rarely (0: off)
 //! failure_percentage_threshold = 85      # eject at or above this failure percentage (0: off)
 //! failure_percentage_minimum_hosts = 5
 //! failure_percentage_request_volume = 50
@@ -21,6 +22,14 @@
 //!
 //! Envoy ships failure-percentage ejection with enforcement off; here it is
 //! on, because a host failing 85 % of its calls is never worth keeping.
+//!
+//! Envoy's success-rate rule alone (below mean − 1.9·σ) misfires on healthy
+//! fleets: when every host fails a fraction of a percent, σ is tiny and a
+//! host with a few unlucky failures falls below it; in the simulator that
+//! ejected a healthy host somewhere every interval. Here a success-rate
+//! outlier must also be *significant*: the chance of at least its failures,
+//! were it failing at the other hosts' rate (binomial), must be below
+//! `success_rate_significance`.
 
 use serde::Deserialize;
 
@@ -40,6 +49,7 @@ pub struct RawRouter {
     pub success_rate_stdev_factor: Option<f64>,
     pub success_rate_minimum_hosts: Option<u32>,
     pub success_rate_request_volume: Option<u64>,
+    pub success_rate_significance: Option<f64>,
     pub failure_percentage_threshold: Option<f64>,
     pub failure_percentage_minimum_hosts: Option<u32>,
     pub failure_percentage_request_volume: Option<u64>,
@@ -67,6 +77,9 @@ pub struct RouterConfig {
     pub success_rate_minimum_hosts: u32,
     /// Requests per interval for a host to count in success-rate ejection.
     pub success_rate_request_volume: u64,
+    /// Largest chance that sampling alone gives a success-rate outlier's
+    /// failures; 0 disables the check (Envoy's rule alone).
+    pub success_rate_significance: f64,
     /// Failure percentage that ejects; 0 disables.
     pub failure_percentage_threshold: f64,
     /// Hosts with volume needed for failure-percentage ejection.
@@ -116,6 +129,13 @@ impl RouterConfig {
                 format!("{factor} must be a positive number"),
             );
         }
+        let significance = raw.success_rate_significance.unwrap_or(0.001);
+        if !(0.0..1.0).contains(&significance) {
+            problems.add(
+                format!("{p}.success_rate_significance"),
+                format!("{significance} must be at least 0 and below 1 (0 switches it off)"),
+            );
+        }
         let overprovisioning = raw.overprovisioning_factor.unwrap_or(OVERPROVISIONING);
         if !(overprovisioning.is_finite() && overprovisioning >= 1.0) {
             problems.add(
@@ -143,6 +163,7 @@ impl RouterConfig {
             success_rate_stdev_factor: factor,
             success_rate_minimum_hosts: raw.success_rate_minimum_hosts.unwrap_or(5),
             success_rate_request_volume: raw.success_rate_request_volume.unwrap_or(100),
+            success_rate_significance: significance,
             failure_percentage_threshold: percent(
                 raw.failure_percentage_threshold,
                 85.0,

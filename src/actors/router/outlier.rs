@@ -3,10 +3,17 @@
 //!
 //! * **Success rate**: among hosts with at least `request_volume` requests
 //!   in the interval, and only if there are `minimum_hosts` of them, a host
-//!   whose success rate is below `mean − factor·σ` is an outlier.
+//!   whose success rate is below `mean − factor·σ` is an outlier, if its
+//!   failures are also significant: at least that many would happen by
+//!   chance, at the other hosts' failure rate, with probability below
+//!   `significance` (binomial tail; the rate smoothed by one failure in two
+//!   requests so that a pool without failures does not make one failure
+//!   damning).
 //! * **Failure percentage**: among hosts with enough volume (and enough such
 //!   hosts), a host failing at least `threshold` percent is an outlier.
 //! * **Ejection time** is `base × n` for the n-th ejection, capped.
+
+use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::config::RouterConfig;
 use crate::events::decision::EjectionTrigger;
@@ -57,8 +64,13 @@ pub fn analyse(tallies: &[Tally], c: &RouterConfig) -> Vec<Outlier> {
         let mean = rates.iter().sum::<f64>() / n;
         let sd = (rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
         let threshold = mean - c.success_rate_stdev_factor * sd;
+        let (all_requests, all_failures) = volume.iter().fold((0, 0), |(r, f), &i| {
+            (r + tallies[i].requests, f + tallies[i].failures)
+        });
         for (&i, &r) in volume.iter().zip(&rates) {
-            if r < threshold {
+            let t = tallies[i];
+            let others = (all_requests - t.requests, all_failures - t.failures);
+            if r < threshold && significant(t, others, c.success_rate_significance) {
                 out.push(Outlier {
                     index: i,
                     trigger: EjectionTrigger::SuccessRate,
@@ -87,6 +99,20 @@ pub fn analyse(tallies: &[Tally], c: &RouterConfig) -> Vec<Outlier> {
         }
     }
     out
+}
+
+/// Whether `host`'s failures are unlikely (below `level`) at the failure
+/// rate of `others` (requests, failures); always with `level` 0.
+fn significant(host: Tally, others: (u64, u64), level: f64) -> bool {
+    if level <= 0.0 || host.failures == 0 {
+        return level <= 0.0;
+    }
+    let rate = (others.1 as f64 + 1.0) / (others.0 as f64 + 2.0);
+    let Ok(b) = Binomial::new(rate.clamp(0.0, 1.0), host.requests) else {
+        return false;
+    };
+    // P(X ≥ failures) = P(X > failures − 1).
+    b.sf(host.failures - 1) < level
 }
 
 /// How long the `n`-th ejection (1-based) lasts, ms.
@@ -126,6 +152,25 @@ mod tests {
         assert_eq!(o[0].observed, 70.0);
         // mean 96.1, σ 8.7: threshold 96.1 − 1.9·8.7 = 79.57.
         assert!((o[0].threshold - 79.57).abs() < 0.01, "{}", o[0].threshold);
+    }
+
+    #[test]
+    fn a_few_unlucky_failures_on_a_healthy_fleet_are_not_an_outlier() {
+        let c = RouterConfig::default();
+        // Nine hosts at 0.5 % failures, one at 1.2 %: below mean − 1.9·σ,
+        // but 7 failures in 600 at a 0.5 % rate happen 1.4 % of the time.
+        let mut hosts = vec![t(600, 3); 9];
+        hosts.push(t(600, 7));
+        assert!(analyse(&hosts, &c).is_empty());
+        // Envoy's rule alone ejects it.
+        let envoy = RouterConfig {
+            success_rate_significance: 0.0,
+            ..c.clone()
+        };
+        assert_eq!(analyse(&hosts, &envoy).len(), 1);
+        // A real outlier (5 % failures) is significant.
+        hosts[9] = t(600, 30);
+        assert_eq!(analyse(&hosts, &c)[0].index, 9);
     }
 
     #[test]
