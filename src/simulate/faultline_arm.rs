@@ -335,7 +335,13 @@ impl FaultlineArm<'_> {
                     svc,
                     true,
                     b.to != BreakerState::MetricsOnly,
-                    format!("breaker {} {} ({:?})", b.target, b.to.as_str(), b.scope),
+                    format!(
+                        "breaker {} {} ({:?}): {}",
+                        b.target,
+                        b.to.as_str(),
+                        b.scope,
+                        b.reason
+                    ),
                 );
             }
             Data::Route(r)

@@ -10,8 +10,8 @@
 //! scopes = ["service", "system"]      # which scopes get breakers (default)
 //!
 //! [breaker.default]
-//! sliding_window_type = "count"        # or "time"
-//! sliding_window_size = 100            # outcomes, or seconds for "time"
+//! sliding_window_type = "time"         # or "count" (resilience4j's default)
+//! sliding_window_size = 20             # seconds; outcomes for "count" (default 100)
 //! minimum_number_of_calls = 100
 //! failure_rate_threshold = 50.0        # percent, (0, 100]
 //! slow_call_rate_threshold = 100.0     # percent, (0, 100]
@@ -370,9 +370,13 @@ fn resolve(
     }
     let (v, p) = pick!(sliding_window_type);
     let _ = p;
-    let window_type = v.unwrap_or(WindowType::Count);
+    let window_type = v.unwrap_or(WindowType::Time);
     let (v, p) = pick!(sliding_window_size);
-    let window_size = positive(v, 100, &p, problems);
+    let default_size = match window_type {
+        WindowType::Time => 20,
+        WindowType::Count => 100,
+    };
+    let window_size = positive(v, default_size, &p, problems);
     let window_size = if window_size > 1_000_000 {
         problems.add(
             &p,
@@ -506,12 +510,22 @@ mod tests {
     use crate::config::Config;
 
     #[test]
-    fn defaults_mirror_resilience4j() {
+    fn defaults_mirror_resilience4j_but_for_a_time_window() {
         let c = Config::defaults().breaker;
         let s = &c.default;
+        // A 20 s time window: window events aggregate seconds of calls, and
+        // a count window of 100 is smaller than one of them.
+        assert_eq!(s.window_type, super::WindowType::Time);
         assert_eq!(
             (s.window_size, s.minimum_calls, s.permitted_half_open),
-            (100, 100, 10)
+            (20, 100, 10)
+        );
+        let count = Config::from_toml("[breaker.default]\nsliding_window_type = \"count\"\n", "t")
+            .unwrap()
+            .breaker;
+        assert_eq!(
+            count.default.window_size, 100,
+            "resilience4j's 100 outcomes"
         );
         assert_eq!(
             (s.failure_rate_threshold, s.slow_call_rate_threshold),

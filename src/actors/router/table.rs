@@ -228,19 +228,22 @@ pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterCon
 }
 
 /// Regions with no failover order configured all serve (active-active):
-/// each region's share is its hosts, reduced by Envoy's rule to
-/// `min(hosts, healthy hosts × overprovisioning)` when its health drops,
-/// the rest going to the other regions in proportion. While every region
-/// keeps its full share there are no region weights at all: traffic goes
-/// by host.
+/// each region's share is its healthy hosts, so every host in service
+/// carries the same load wherever it is. Envoy's overprovisioning factor is
+/// for a preferred region keeping its traffic; with no preference it would
+/// only load the hosts of a degraded region beyond the others (a region
+/// with two of three hosts left and the factor 1.4 sends each of them 40 %
+/// more than a host elsewhere: the simulator saw that tip them over, one
+/// after the other). While every region keeps its full share there are no
+/// region weights at all: traffic goes by host.
 fn active_active(
     order: &[&str],
     levels: &[LevelHosts],
-    config: &RouterConfig,
+    _config: &RouterConfig,
 ) -> (RouteStrategy, Vec<RouteWeight>, String) {
     let effective: Vec<f64> = levels
         .iter()
-        .map(|l| (f64::from(l.healthy) * config.overprovisioning).min(f64::from(l.total)))
+        .map(|l| f64::from(l.healthy.min(l.total)))
         .collect();
     let reduced: Vec<String> = order
         .iter()
@@ -248,9 +251,8 @@ fn active_active(
         .filter(|(_, (l, e))| **e < f64::from(l.total))
         .map(|(r, (l, _))| {
             format!(
-                "{r} {:.0}% healthy x {}",
+                "{r} {:.0}% healthy",
                 100.0 * f64::from(l.healthy) / f64::from(l.total.max(1)),
-                config.overprovisioning
             )
         })
         .collect();
@@ -326,17 +328,14 @@ mod tests {
         let t = compute(&hosts(&[]), None, &c);
         assert_eq!(t.strategy, RouteStrategy::Weighted);
         assert!(t.weights.is_empty(), "{t:?}");
-        // One eu host of four down: 3 x 1.4 >= 4, eu keeps its share.
-        assert!(compute(&hosts(&["eu0"]), None, &c).weights.is_empty());
-        // Three down: eu can carry 1 x 1.4 of its 4 hosts' share.
-        let t = compute(&hosts(&["eu0", "eu1", "eu2"]), None, &c);
+        // One eu host of four down: shares by healthy hosts, 3 to 4.
+        let t = compute(&hosts(&["eu0"]), None, &c);
         assert_eq!(t.strategy, RouteStrategy::LocalityPriority);
-        assert_eq!(shares(&t), [("eu".into(), 26), ("us".into(), 74)]);
-        assert!(
-            t.summary.starts_with("eu 25% healthy x 1.4"),
-            "{}",
-            t.summary
-        );
+        assert_eq!(shares(&t), [("eu".into(), 43), ("us".into(), 57)]);
+        // Three down: 1 to 4.
+        let t = compute(&hosts(&["eu0", "eu1", "eu2"]), None, &c);
+        assert_eq!(shares(&t), [("eu".into(), 20), ("us".into(), 80)]);
+        assert!(t.summary.starts_with("eu 25% healthy"), "{}", t.summary);
     }
 
     #[test]
