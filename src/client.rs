@@ -15,9 +15,11 @@
 //!    uses every endpoint when too few are healthy;
 //! 2. a **group** by its share (smooth weighted round robin);
 //! 3. an **endpoint** in the group by the configured [`Strategy`];
-//! 4. the **breaker gates** of the system, the service and the caller→service
-//!    edge, and of the chosen instance in half-open, which refuse when open and
-//!    admit exactly the permitted probes in half-open.
+//! 4. the **breaker gates** of the service and the caller→service edge, and
+//!    of the chosen instance in half-open, which refuse when open and admit
+//!    exactly the permitted probes in half-open; the system breaker gates
+//!    only when an operator forces it open (a kill switch): opened by the
+//!    share of tripped services, it is a signal for people, not a gate.
 //!
 //! Call [`Client::complete`] when the request ends so in-flight counts and
 //! latency estimates stay true.
@@ -38,7 +40,7 @@ use thiserror::Error;
 pub use gate::{Admission, Gate};
 pub use strategy::Strategy;
 
-use crate::events::decision::{BreakerDecision, RouteDecision};
+use crate::events::decision::{BreakerDecision, BreakerState, RouteDecision};
 use crate::events::observation::{HealthStatus, Scope, Topology};
 use crate::events::subject::SYSTEM_SUBJECT;
 use crate::events::{Data, Event, Timestamp};
@@ -392,11 +394,18 @@ impl Client {
     /// Chooses an endpoint for a request at `now`; `key` is the sticky key
     /// for `ring_hash` (a request without one is placed at random).
     pub fn pick(&mut self, now: Timestamp, key: Option<&[u8]>) -> Result<Pick, Refusal> {
+        // The system breaker refuses calls only when an operator forces it
+        // open (a kill switch). Opened by the share of tripped services it
+        // is a signal, not a gate: refusing every call everywhere, the
+        // entry's too, turns a partial outage into a total one, and with no
+        // calls no service can probe its way back, so it never closes (the
+        // simulator's traffic spike stayed down to the end of the run).
+        let kill_switch = self.system.state() == BreakerState::ForcedOpen;
         for (gate, scope, target) in [
             (&self.system, Scope::System, SYSTEM_SUBJECT),
             (&self.service, Scope::Service, self.config.service.as_str()),
         ] {
-            if !gate.would_admit() {
+            if !gate.would_admit() && (scope != Scope::System || kill_switch) {
                 return Err(refused(gate, scope, target.to_owned()));
             }
         }
@@ -484,7 +493,10 @@ impl Client {
                 self.invalidate();
             }
         }
-        for gate in [&mut self.system, &mut self.service, &mut self.edge] {
+        if kill_switch {
+            probe |= self.system.admit() == Admission::Probe;
+        }
+        for gate in [&mut self.service, &mut self.edge] {
             probe |= gate.admit() == Admission::Probe;
         }
         self.hosts[index].in_flight += 1;

@@ -425,3 +425,36 @@ fn no_endpoints_is_a_clear_refusal() {
         "no endpoint of api can take the call (0 known)"
     );
 }
+
+#[test]
+fn the_system_breaker_gates_only_when_forced_open() {
+    let mut c = client(Strategy::RoundRobin, plain(3));
+    let system = faultline::events::subject::SYSTEM_SUBJECT;
+    // Opened by the share of tripped services: a signal, calls go on.
+    c.apply_breaker(&breaker(Scope::System, system, BreakerState::Open, None));
+    assert!(c.pick(T0, None).is_ok());
+    // The service's own breaker still gates.
+    c.apply_breaker(&breaker(Scope::Service, "api", BreakerState::Open, None));
+    assert!(matches!(
+        c.pick(T0, None).unwrap_err(),
+        Refusal::Breaker {
+            scope: Scope::Service,
+            ..
+        }
+    ));
+    c.apply_breaker(&breaker(Scope::Service, "api", BreakerState::Closed, None));
+    // Forced open by an operator: the kill switch refuses everything.
+    c.apply_breaker(&breaker(
+        Scope::System,
+        system,
+        BreakerState::ForcedOpen,
+        None,
+    ));
+    assert!(matches!(
+        c.pick(T0, None).unwrap_err(),
+        Refusal::Breaker {
+            scope: Scope::System,
+            ..
+        }
+    ));
+}
