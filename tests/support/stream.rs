@@ -12,7 +12,8 @@ use faultline::process::{self, Processor};
 
 /// Policy used by node tests: agents whose input-caused decisions do not
 /// depend on where other decisions land in a live log.
-pub const POLICY: &str = "agents = [\"predictor\", \"breaker\"]\n[breaker.default]\nsliding_window_type = \"count\"\n";
+pub const POLICY: &str =
+    "agents = [\"predictor\", \"breaker\"]\n[breaker.default]\nsliding_window_type = \"count\"\n";
 
 pub fn config() -> Config {
     Config::from_toml(POLICY, "test policy").unwrap()
