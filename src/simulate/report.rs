@@ -32,7 +32,7 @@
 
 use serde::Serialize;
 
-use super::arms::{Arm, ArmRun, Prepared};
+use super::arms::{ArmRun, Prepared};
 use super::faults::Fault;
 use super::scenario::FaultKind;
 use super::tally::{Tally, BUCKET_MS};
@@ -471,14 +471,4 @@ fn secs(ms: f64) -> f64 {
 
 fn round(x: f64, scale: f64) -> f64 {
     (x * scale).round() / scale
-}
-
-impl Report {
-    /// The arm's report, if it ran.
-    pub fn arm(&self, arm: Arm) -> Option<&ArmReport> {
-        self.arms
-            .iter()
-            .find(|(n, _)| *n == arm.as_str())
-            .map(|(_, a)| a)
-    }
 }

@@ -145,7 +145,7 @@ pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterCon
             ),
         )
     } else if order.len() > 1 && config.regions.is_empty() {
-        active_active(&order, &levels, config)
+        active_active(&order, &levels)
     } else if order.len() > 1 {
         let weights: Vec<RouteWeight> = order
             .iter()
@@ -239,7 +239,6 @@ pub fn compute(hosts: &[HostView<'_>], split: Option<&Split>, config: &RouterCon
 fn active_active(
     order: &[&str],
     levels: &[LevelHosts],
-    _config: &RouterConfig,
 ) -> (RouteStrategy, Vec<RouteWeight>, String) {
     let effective: Vec<f64> = levels
         .iter()
