@@ -371,18 +371,12 @@ fn kill_9_twenty_times_while_publishing_over_http() {
     let pause = Uniform::new(30u64, 330).unwrap();
     let mut kills = 0;
     while kills < 20 {
-        let mut node = NodeProc::start(port, &args, &log);
-        assert!(
-            node.wait_live(),
-            "node did not start; see {}",
-            log.display()
-        );
+        let node = NodeProc::start_live(port, &args, &log);
         std::thread::sleep(Duration::from_millis(pause.sample(&mut rng)));
         node.kill9();
         kills += 1;
     }
-    let mut node = NodeProc::start(port, &args, &log);
-    assert!(node.wait_live());
+    let mut node = NodeProc::start_live(port, &args, &log);
     publisher.join().unwrap();
     assert!(done.load(Ordering::SeqCst));
     node.wait_idle(Duration::from_secs(60));

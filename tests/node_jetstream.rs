@@ -60,13 +60,7 @@ fn start_node_with(nats: &NatsServer, dir: &Path, port: u16, extra: &[&str]) -> 
     ];
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);
-    let mut node = NodeProc::start(port, &args, &dir.join("node.log"));
-    assert!(
-        node.wait_live(),
-        "node did not start; see {}",
-        dir.join("node.log").display()
-    );
-    node
+    NodeProc::start_live(port, &args, &dir.join("node.log"))
 }
 
 /// Publishes every line, retrying each until the server acknowledges it.

@@ -7,6 +7,7 @@
 // Test harness around real processes: deadlines need the clock.
 #![allow(clippy::disallowed_methods)]
 
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -70,7 +71,7 @@ impl NatsServer {
     /// the disk rather than the node.
     pub fn start_for_bench() -> Self {
         let mut s = Self::start_with_sync(None, &[], "");
-        s.launch();
+        s.launch(true);
         s
     }
 
@@ -79,7 +80,7 @@ impl NatsServer {
     /// environment (for `$VARIABLE` references in the included file).
     pub fn start_with(include: Option<&Path>, env: &[(&str, &str)]) -> Self {
         let mut s = Self::start_with_sync(include, env, "sync_interval: always");
-        s.launch();
+        s.launch(true);
         s
     }
 
@@ -108,7 +109,30 @@ impl NatsServer {
         s
     }
 
-    fn launch(&mut self) {
+    /// Starts the server and waits until it greets on its port. A fresh
+    /// server whose port was taken in the meantime (another test's socket,
+    /// or a TCP self-connect of the readiness probe itself) moves to a new
+    /// free port; a restart keeps its port and tries again, since its
+    /// clients reconnect to the old URL.
+    fn launch(&mut self, fresh: bool) {
+        for attempt in 0..5 {
+            if attempt > 0 && fresh {
+                self.port = free_port();
+            }
+            if self.launch_once() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "nats-server did not start on port {}; see {}",
+            self.port,
+            self.dir.path().join("nats.log").display()
+        );
+    }
+
+    /// One start; false if the process exited before greeting.
+    fn launch_once(&mut self) -> bool {
         let conf = self.dir.path().join("nats.conf");
         std::fs::write(
             &conf,
@@ -121,17 +145,28 @@ impl NatsServer {
             ),
         )
         .unwrap();
-        let child = Command::new(&self.binary)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .unwrap();
+        let mut child = Command::new(&self.binary)
             .arg("-c")
             .arg(&conf)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("nats-server starts");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if greets(self.port) {
+                self.child = Some(child);
+                return true;
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen on {}",
@@ -153,7 +188,7 @@ impl NatsServer {
     /// Stops the server (SIGKILL) and starts it again on the same port and store.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        self.launch(false);
     }
 
     pub fn stop(&mut self) {
@@ -162,6 +197,18 @@ impl NatsServer {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether a NATS server answers on `port`: it sends `INFO` first. A bare
+/// TCP connect is not enough, since a probe to a free port in the ephemeral
+/// range can connect to itself.
+fn greets(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).is_ok() && &head == b"INFO"
 }
 
 impl Drop for NatsServer {

@@ -38,6 +38,29 @@ impl NodeProc {
         }
     }
 
+    /// Starts a node on `port` and waits until it is live. If the node
+    /// exits because the port is held (a client's probe can connect to
+    /// itself on a free port in the ephemeral range, holding it for a few
+    /// milliseconds), it starts again, up to five times; any other failure
+    /// panics with the node's log.
+    pub fn start_live(port: u16, args: &[&str], log: &Path) -> Self {
+        for _ in 0..5 {
+            let before = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+            let mut node = Self::start(port, args, log);
+            if node.wait_live() {
+                return node;
+            }
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let new = text.get(before as usize..).unwrap_or_default();
+            assert!(
+                new.contains("Address already in use"),
+                "node did not start:\n{new}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("port {port} stayed in use; see {}", log.display())
+    }
+
     /// Waits until `/livez` answers (or the process exits).
     pub fn wait_live(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -127,11 +150,5 @@ pub fn start_policy_node(dir: &Path, backend: &[&str], extra: &[&str]) -> NodePr
         "max_ahead_s=7200",
     ]);
     args.extend_from_slice(extra);
-    let mut node = NodeProc::start(super::nats::free_port(), &args, &log);
-    assert!(
-        node.wait_live(),
-        "node did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    node
+    NodeProc::start_live(super::nats::free_port(), &args, &log)
 }
