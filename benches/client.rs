@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use faultline::client::{Client, ClientConfig, Endpoint, Strategy};
+use faultline::client::{Client, ClientConfig, Endpoint, Outcome, Strategy};
 use faultline::events::decision::{RouteDecision, RouteLevel, RouteStrategy, RouteWeight};
 use faultline::events::Timestamp;
 
@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for key in &keys {
                     let p = cl.pick(now, Some(key)).expect("pick");
-                    cl.complete(p, now, 12.0);
+                    cl.complete(p, now, 12.0, Outcome::Ok);
                     black_box(p);
                 }
             })

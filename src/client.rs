@@ -19,16 +19,22 @@
 //!    of the chosen instance in half-open, which refuse when open and admit
 //!    exactly the permitted probes in half-open; the system breaker gates
 //!    only when an operator forces it open (a kill switch): opened by the
-//!    share of tripped services, it is a signal for people, not a gate.
+//!    share of tripped services, it is a signal for people, not a gate;
+//! 5. **adaptive throttling** ([`throttle`]) while the gates are closed:
+//!    when the upstream accepts less than 1/K of the calls sent, a share of
+//!    calls is refused locally so that an overloaded upstream gets less
+//!    traffic rather than none.
 //!
-//! Call [`Client::complete`] when the request ends so in-flight counts and
-//! latency estimates stay true.
+//! Call [`Client::complete`] when the request ends, with its [`Outcome`],
+//! so in-flight counts, latency estimates and the throttle's history stay
+//! true.
 
 pub mod gate;
 pub mod locality;
 mod plan;
 pub mod ring;
 pub mod strategy;
+pub mod throttle;
 pub mod wrr;
 
 use std::collections::BTreeMap;
@@ -39,6 +45,7 @@ use thiserror::Error;
 
 pub use gate::{Admission, Gate};
 pub use strategy::Strategy;
+pub use throttle::ThrottleConfig;
 
 use crate::events::decision::{BreakerDecision, BreakerState, RouteDecision};
 use crate::events::observation::{HealthStatus, Scope, Topology};
@@ -46,6 +53,7 @@ use crate::events::subject::SYSTEM_SUBJECT;
 use crate::events::{Data, Event, Timestamp};
 use plan::{Plan, PlanInput};
 use ring::Ring;
+use throttle::Throttle;
 use wrr::SmoothWrr;
 
 /// One endpoint of the upstream service.
@@ -112,6 +120,8 @@ pub struct ClientConfig {
     pub ewma_tau_ms: f64,
     /// Seed of the random choices.
     pub seed: u64,
+    /// Adaptive throttling; `None` switches it off.
+    pub throttle: Option<ThrottleConfig>,
 }
 
 impl ClientConfig {
@@ -127,8 +137,24 @@ impl ClientConfig {
             default_rtt_ms: 30.0,
             ewma_tau_ms: 10_000.0,
             seed: 0,
+            throttle: Some(ThrottleConfig::default()),
         }
     }
+}
+
+/// How a call ended, as the caller saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered in time, successfully.
+    Ok,
+    /// Answered in time with an error that is not about load (a 500 from a
+    /// bug, a failed dependency): the upstream accepted the call.
+    Failed,
+    /// Not accepted: refused for load (429, 503, connection refused) or
+    /// timed out (an upstream that cannot answer in time is, for its
+    /// caller, one that cannot take the call). Only these make the
+    /// throttle refuse calls.
+    Rejected,
 }
 
 /// Why no endpoint was given.
@@ -143,6 +169,17 @@ pub enum Refusal {
         target: String,
         /// Its state.
         state: &'static str,
+    },
+    /// Adaptive throttling refused the call: the upstream accepts too
+    /// little of what is sent.
+    #[error(
+        "{service} accepts too little of what is sent: call throttled (refusing {percent:.0} %)"
+    )]
+    Throttled {
+        /// The service.
+        service: String,
+        /// The share of calls being refused, percent.
+        percent: f64,
     },
     /// No endpoint can take the call.
     #[error("no endpoint of {service} can take the call ({known} known)")]
@@ -197,13 +234,16 @@ pub struct Client {
     group_cursor: usize,
     cursors: Vec<usize>,
     wrrs: Vec<SmoothWrr>,
+    throttle: Option<Throttle>,
 }
 
 impl Client {
     /// A client with no endpoints yet.
     pub fn new(config: ClientConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let throttle = config.throttle.map(Throttle::new);
         Self {
+            throttle,
             config,
             hosts: Vec::new(),
             system: Gate::default(),
@@ -417,6 +457,19 @@ impl Client {
             );
             return Err(refused(&self.edge, Scope::Edge, target));
         }
+        let probing = [&self.service, &self.edge]
+            .iter()
+            .any(|g| g.state() == BreakerState::HalfOpen);
+        if let (Some(t), false) = (self.throttle.as_mut(), probing) {
+            let second = now.epoch_second();
+            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if !t.admit(second, draw) {
+                return Err(Refusal::Throttled {
+                    service: self.config.service.clone(),
+                    percent: t.probability(second) * 100.0,
+                });
+            }
+        }
         let strategy = self.config.strategy;
         self.plan(now);
         let plan = self.plan.as_ref().expect("plan built");
@@ -503,8 +556,11 @@ impl Client {
         Ok(Pick { index, probe })
     }
 
-    /// Reports that a picked request finished at `now` after `latency_ms`.
-    pub fn complete(&mut self, pick: Pick, now: Timestamp, latency_ms: f64) {
+    /// Reports that a picked request ended at `now` after `latency_ms`.
+    pub fn complete(&mut self, pick: Pick, now: Timestamp, latency_ms: f64, outcome: Outcome) {
+        if let (Some(t), false) = (self.throttle.as_mut(), outcome == Outcome::Rejected) {
+            t.accepted(now.epoch_second());
+        }
         let tau = self.config.ewma_tau_ms;
         let h = &mut self.hosts[pick.index];
         h.in_flight = h.in_flight.saturating_sub(1);

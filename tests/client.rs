@@ -1,8 +1,9 @@
 //! `faultline::client` through its public interface: every strategy's
 //! distribution over 100,000 seeded picks, the breaker gate, route
-//! decisions (ejections, region and version shares) and determinism.
+//! decisions (ejections, region and version shares), adaptive throttling
+//! and determinism.
 
-use faultline::client::{Client, ClientConfig, Endpoint, Pick, Refusal, Strategy};
+use faultline::client::{Client, ClientConfig, Endpoint, Outcome, Pick, Refusal, Strategy};
 use faultline::events::decision::{
     BreakerDecision, BreakerState, BreakerTrigger, Ejection, EjectionTrigger, RouteDecision,
     RouteLevel, RouteStrategy, RouteWeight,
@@ -15,6 +16,8 @@ const T0: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 fn client(strategy: Strategy, endpoints: Vec<Endpoint>) -> Client {
     let mut config = ClientConfig::new("api");
+    // Picks here are not all completed; throttling has its own test.
+    config.throttle = None;
     config.strategy = strategy;
     config.seed = 7;
     let mut c = Client::new(config);
@@ -34,7 +37,7 @@ fn shares(c: &mut Client, n: usize, key: impl Fn(usize) -> Option<Vec<u8>>) -> V
         let p = c.pick(T0, key(k).as_deref()).expect("a pick");
         let id = &c.endpoint(p).id;
         counts[ids.iter().position(|i| i == id).unwrap()] += 1;
-        c.complete(p, T0, 10.0);
+        c.complete(p, T0, 10.0, Outcome::Ok);
     }
     counts
 }
@@ -165,7 +168,7 @@ fn staircase(c: &mut Client, n: usize) -> Vec<Pick> {
             per[i] += 1;
             kept.push(p);
         } else {
-            c.complete(p, T0, 10.0);
+            c.complete(p, T0, 10.0, Outcome::Ok);
         }
     }
     assert_eq!(per, (0..n).collect::<Vec<_>>(), "not enough load to shape");
@@ -204,14 +207,14 @@ fn latency_ewma_prefers_fast_endpoints_and_never_the_costlier_of_two() {
     for _ in 0..200 {
         let p = c.pick(T0, None).unwrap();
         let i: f64 = c.endpoint(p).id[4..].parse().unwrap();
-        c.complete(p, T0, 10.0 * (i + 1.0));
+        c.complete(p, T0, 10.0 * (i + 1.0), Outcome::Ok);
     }
     let mut counts = vec![0; n];
     for _ in 0..PICKS {
         let p = c.pick(T0, None).unwrap();
         let i: usize = c.endpoint(p).id[4..].parse().unwrap();
         counts[i] += 1;
-        c.complete(p, T0, 10.0 * (i as f64 + 1.0));
+        c.complete(p, T0, 10.0 * (i as f64 + 1.0), Outcome::Ok);
     }
     assert_power_of_two_choices(&counts, "latency_ewma");
 }
@@ -262,6 +265,8 @@ fn regional(local_healthy: usize, local: usize, remote: usize) -> Client {
         endpoints.push(Endpoint::new(format!("us-{i}")).region("us-east-1"));
     }
     let mut config = ClientConfig::new("api");
+    // Picks here are not all completed; throttling has its own test.
+    config.throttle = None;
     config.strategy = Strategy::LocalityPriority;
     config.local_region = Some("eu-west-1".into());
     let mut c = Client::new(config);
@@ -377,6 +382,8 @@ fn service_breaker_refuses_when_open_and_admits_exactly_the_probes() {
 #[test]
 fn instance_and_edge_breakers() {
     let mut config = ClientConfig::new("api");
+    // Picks here are not all completed; throttling has its own test.
+    config.throttle = None;
     config.caller = Some("web".into());
     let mut c = Client::new(config);
     c.set_endpoints(plain(3));
@@ -457,4 +464,59 @@ fn the_system_breaker_gates_only_when_forced_open() {
             ..
         }
     ));
+}
+
+#[test]
+fn an_overloaded_upstream_is_throttled_not_cut_off_and_errors_do_not_throttle() {
+    let mut c = Client::new(ClientConfig::new("api"));
+    c.set_endpoints(plain(3));
+    let second = |s: i64| T0.plus_millis(s as u64 * 1000);
+    // Each second 100 calls; the upstream refuses all but the first 20 it gets.
+    let (mut sent, mut throttled) = (0, 0);
+    for s in 0..60 {
+        let mut got = 0;
+        for _ in 0..100 {
+            match c.pick(second(s), None) {
+                Ok(p) => {
+                    got += 1;
+                    let outcome = if got <= 20 {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Rejected
+                    };
+                    c.complete(p, second(s), 5.0, outcome);
+                    if s >= 30 {
+                        sent += 1;
+                    }
+                }
+                Err(Refusal::Throttled { service, percent }) => {
+                    assert_eq!(service, "api");
+                    assert!(percent > 0.0 && percent < 100.0, "{percent}");
+                    if s >= 30 {
+                        throttled += 1;
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    // About K = 2 times what it accepts, not nothing and not everything.
+    let per_second = f64::from(sent) / 30.0;
+    assert!((35.0..=45.0).contains(&per_second), "{per_second} a second");
+    assert_eq!(sent + throttled, 3000);
+    // An upstream failing 70 % of calls with errors, answered in time, is
+    // not overloaded: nothing is throttled.
+    let mut c = Client::new(ClientConfig::new("api"));
+    c.set_endpoints(plain(3));
+    for s in 0..30 {
+        for k in 0..100 {
+            let p = c.pick(second(s), None).expect("never throttled");
+            let outcome = if k % 10 < 7 {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            };
+            c.complete(p, second(s), 5.0, outcome);
+        }
+    }
 }

@@ -27,7 +27,7 @@ use super::policy::{Action, Interval, Policy, WorldEvent};
 use super::rollout::{DeployStep, Rollouts};
 use super::windows::{Acc, Key};
 use super::world::World;
-use crate::client::{Client, ClientConfig, Endpoint, Pick};
+use crate::client::{Client, ClientConfig, Endpoint, Outcome, Pick};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::events::decision::{
@@ -502,12 +502,12 @@ impl Policy for FaultlineArm<'_> {
         _w: &World,
         edge: usize,
         _instance: usize,
-        _ok: bool,
+        outcome: Outcome,
         ms: f64,
         now: f64,
     ) {
         if let Some(p) = self.last_pick[edge].take() {
-            self.clients[edge].complete(p, timestamp(now), ms);
+            self.clients[edge].complete(p, timestamp(now), ms, outcome);
         }
     }
 

@@ -22,6 +22,7 @@ use super::policy::{Action, Interval, Policy, RoundRobin, WorldEvent};
 use super::rollout::DeployStep;
 use super::windows::Hist;
 use super::world::World;
+use crate::client::Outcome;
 
 const HYSTRIX_BUCKET_MS: f64 = 1_000.0;
 const HYSTRIX_BUCKETS: usize = 10;
@@ -229,7 +230,16 @@ impl Policy for Peers {
         Some(self.rr.next(w, edge, |i| envoy.ejected(i - first, now)))
     }
 
-    fn complete(&mut self, w: &World, edge: usize, instance: usize, ok: bool, _ms: f64, now: f64) {
+    fn complete(
+        &mut self,
+        w: &World,
+        edge: usize,
+        instance: usize,
+        outcome: Outcome,
+        _ms: f64,
+        now: f64,
+    ) {
+        let ok = outcome == Outcome::Ok;
         let e = &w.edges[edge];
         if e.from.is_some() && self.hystrix[edge].record(ok, now) {
             self.actions.push(Action {

@@ -11,6 +11,7 @@
 use super::rollout::{DeployStep, Rollouts};
 use super::windows::Windows;
 use super::world::World;
+use crate::client::Outcome;
 
 /// Something a policy did, for the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +63,15 @@ pub trait Policy {
     /// `None` refuses the call (it fails at once, without a retry).
     fn pick(&mut self, w: &World, edge: usize, now: f64) -> Option<usize>;
     /// The outcome of a call `pick` allowed, as the caller saw it.
-    fn complete(&mut self, w: &World, edge: usize, instance: usize, ok: bool, ms: f64, now: f64);
+    fn complete(
+        &mut self,
+        w: &World,
+        edge: usize,
+        instance: usize,
+        outcome: Outcome,
+        ms: f64,
+        now: f64,
+    );
     /// Whether a failed call on `edge` may be retried at `now`.
     fn may_retry(&mut self, _edge: usize, _now: f64) -> bool {
         true
@@ -125,7 +134,7 @@ impl Policy for Unprotected {
         Some(self.rr.next(w, edge, |_| false))
     }
 
-    fn complete(&mut self, _: &World, _: usize, _: usize, _: bool, _: f64, _: f64) {}
+    fn complete(&mut self, _: &World, _: usize, _: usize, _: Outcome, _: f64, _: f64) {}
 
     fn interval(&mut self, _: Interval<'_>) {}
 

@@ -40,6 +40,7 @@ use super::scenario::DeploySpec;
 use super::tally::Tally;
 use super::windows::Windows;
 use super::world::World;
+use crate::client::Outcome;
 
 /// Backlog past which an instance refuses work, ms.
 pub const QUEUE_LIMIT_MS: f64 = 1_000.0;
@@ -241,12 +242,13 @@ impl<'a, P: Policy> Run<'a, P> {
                 break;
             };
             let (served, took, version) = self.serve(instance, now);
-            let (good, seen) = if took > edge.timeout_ms {
-                (false, edge.timeout_ms)
+            let (outcome, seen) = if took > edge.timeout_ms {
+                (Outcome::Rejected, edge.timeout_ms)
             } else {
                 (served, took)
             };
-            self.policy.complete(w, e, instance, good, seen, now);
+            let good = outcome == Outcome::Ok;
+            self.policy.complete(w, e, instance, outcome, seen, now);
             self.windows.record(e, instance, version, good, seen);
             elapsed += seen;
             if good {
@@ -258,18 +260,18 @@ impl<'a, P: Policy> Run<'a, P> {
         Call { ok, ms: elapsed }
     }
 
-    /// An instance serves a call arriving at `t`: (succeeded, time taken, version).
-    fn serve(&mut self, instance: usize, t: f64) -> (bool, f64, usize) {
+    /// An instance serves a call arriving at `t`: (outcome, time taken, version).
+    fn serve(&mut self, instance: usize, t: f64) -> (Outcome, f64, usize) {
         let w = self.setup.world;
         let svc = w.instances[instance].service;
         let spec = &w.services[svc].spec;
         if self.cond.down[instance] {
-            return (false, REFUSED_MS, 0);
+            return (Outcome::Rejected, REFUSED_MS, 0);
         }
         let q = &mut self.queues[instance];
         let wait = q.wait(self.frontier, t);
         if wait > QUEUE_LIMIT_MS {
-            return (false, REFUSED_MS, 0);
+            return (Outcome::Rejected, REFUSED_MS, 0);
         }
         q.add(
             t,
@@ -300,6 +302,7 @@ impl<'a, P: Policy> Run<'a, P> {
         }
         let z: f64 = StandardNormal.sample(&mut self.rng);
         spent += spec.latency_ms * factor * (LATENCY_SIGMA * z).exp();
-        (ok, spent, version)
+        let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+        (outcome, spent, version)
     }
 }

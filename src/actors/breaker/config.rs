@@ -14,6 +14,7 @@
 //! sliding_window_size = 20             # seconds; outcomes for "count" (default 100)
 //! minimum_number_of_calls = 100
 //! failure_rate_threshold = 50.0        # percent, (0, 100]
+//! critical_failure_rate_threshold = 95.0  # for a service its callers cannot do without
 //! slow_call_rate_threshold = 100.0     # percent, (0, 100]
 //! slow_call_duration_threshold_ms = 60000
 //! wait_duration_in_open_state_ms = 60000
@@ -116,6 +117,7 @@ pub struct RawSettings {
     sliding_window_size: Option<i64>,
     minimum_number_of_calls: Option<i64>,
     failure_rate_threshold: Option<f64>,
+    critical_failure_rate_threshold: Option<f64>,
     slow_call_rate_threshold: Option<f64>,
     slow_call_duration_threshold_ms: Option<i64>,
     wait_duration_in_open_state_ms: Option<i64>,
@@ -177,6 +179,9 @@ pub struct Settings {
     pub minimum_calls: u64,
     /// Percent.
     pub failure_rate_threshold: f64,
+    /// Percent, in force instead when it is higher for a service some caller
+    /// declares critical, or an entry service (see [`super::core`]).
+    pub critical_failure_rate_threshold: f64,
     /// Percent.
     pub slow_call_rate_threshold: f64,
     /// A call at or above this latency is slow.
@@ -204,6 +209,22 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// These settings for a circuit its callers cannot do without: the
+    /// failure-rate threshold (fixed, and the adaptive one's floor) raised
+    /// to `critical_failure_rate_threshold` when that is higher.
+    pub fn for_critical(&self) -> Option<Settings> {
+        let crit = self.critical_failure_rate_threshold;
+        (crit > self.failure_rate_threshold).then(|| Settings {
+            failure_rate_threshold: crit,
+            adaptive: self.adaptive.as_ref().map(|a| Adaptive {
+                floor: a.floor.max(crit),
+                ceiling: a.ceiling.max(crit),
+                ..a.clone()
+            }),
+            ..self.clone()
+        })
+    }
+
     /// Calls needed before rates are known in the closed window: resilience4j
     /// caps it at the window size for count windows.
     pub fn effective_minimum_calls(&self) -> u64 {
@@ -244,6 +265,10 @@ pub struct BreakerConfig {
     pub services: BTreeMap<String, Settings>,
     /// System scope.
     pub system: SystemSettings,
+    /// [`Settings::for_critical`] of `default` and of each of `services`,
+    /// where it differs (resolved once, not per record).
+    critical_default: Option<Settings>,
+    critical_services: BTreeMap<String, Settings>,
 }
 
 impl Default for BreakerConfig {
@@ -259,6 +284,16 @@ impl BreakerConfig {
         self.services.get(service).unwrap_or(&self.default)
     }
 
+    /// Settings for `service` where its callers cannot do without it.
+    pub fn critical_settings(&self, service: &str) -> &Settings {
+        let raised = if self.services.contains_key(service) {
+            self.critical_services.get(service)
+        } else {
+            self.critical_default.as_ref()
+        };
+        raised.unwrap_or_else(|| self.settings(service))
+    }
+
     /// Whether breakers of `scope` are kept.
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
@@ -267,7 +302,7 @@ impl BreakerConfig {
     /// Validates `[breaker]`, adding every problem to `problems`.
     pub fn from_raw(raw: &RawBreaker, problems: &mut Problems) -> Self {
         let default = resolve(&raw.default, None, "breaker.default", problems);
-        let services = raw
+        let services: BTreeMap<String, Settings> = raw
             .service
             .iter()
             .map(|(name, table)| {
@@ -309,6 +344,11 @@ impl BreakerConfig {
                 .scopes
                 .clone()
                 .unwrap_or_else(|| vec![Scope::Service, Scope::System]),
+            critical_default: default.for_critical(),
+            critical_services: services
+                .iter()
+                .filter_map(|(k, v)| v.for_critical().map(|c| (k.clone(), c)))
+                .collect(),
             default,
             services,
             system,
@@ -390,6 +430,8 @@ fn resolve(
     let minimum_calls = positive(v, 100, &p, problems);
     let (v, p) = pick!(failure_rate_threshold);
     let failure_rate_threshold = percent(v, 50.0, &p, problems);
+    let (v, p) = pick!(critical_failure_rate_threshold);
+    let critical_failure_rate_threshold = percent(v, 95.0, &p, problems);
     let (v, p) = pick!(slow_call_rate_threshold);
     let slow_call_rate_threshold = percent(v, 100.0, &p, problems);
     let (v, p) = pick!(slow_call_duration_threshold_ms);
@@ -447,6 +489,7 @@ fn resolve(
         window_size,
         minimum_calls,
         failure_rate_threshold,
+        critical_failure_rate_threshold,
         slow_call_rate_threshold,
         slow_call_duration_ms,
         wait_open_ms,

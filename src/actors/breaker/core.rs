@@ -46,6 +46,9 @@ pub struct BreakerMemory {
     /// service -> the callees it declares critical (`faultline.topology`).
     #[serde(default)]
     depends: BTreeMap<String, BTreeSet<String>>,
+    /// Every service some topology declares as a dependency.
+    #[serde(default)]
+    called: BTreeSet<String>,
 }
 
 /// The breaker agent.
@@ -137,7 +140,11 @@ impl BreakerAgent {
         out: &mut Vec<Proposal>,
         f: impl FnOnce(&mut Circuit, &Settings) -> Option<Change>,
     ) {
-        let s = self.config.settings(service);
+        let s = if self.needed(scope, service, sub) {
+            self.config.critical_settings(service)
+        } else {
+            self.config.settings(service)
+        };
         let c = circuit(&mut self.state, scope, service, sub, s);
         let before = c.deadline();
         let change = f(c, s);
@@ -220,6 +227,31 @@ impl BreakerAgent {
             if late {
                 self.state.late += 1;
             }
+        }
+    }
+
+    /// Whether the circuit guards calls their callers cannot do without, so
+    /// that `critical_failure_rate_threshold` applies. Opening a breaker
+    /// fails every call through it: for an optional dependency that is the
+    /// graceful degradation breakers exist for, but for one its callers
+    /// need it turns a partial failure into a total one (a service failing
+    /// 60 % of calls under overload or a bad release serves nobody once
+    /// open). Such a breaker opens only when the service is as good as
+    /// down, when failing fast costs nothing; overload below that is the
+    /// client's adaptive throttling's to shed. Needed, by the topologies
+    /// published: a service some caller declares critical, or an entry (a
+    /// service with a topology that no topology calls: its callers are
+    /// users); an edge its caller declares critical. Instances never: the
+    /// others serve while one is out.
+    fn needed(&self, scope: Scope, service: &str, sub: &str) -> bool {
+        let st = &self.state;
+        match scope {
+            Scope::Service => {
+                st.depends.values().any(|d| d.contains(service))
+                    || (st.depends.contains_key(service) && !st.called.contains(service))
+            }
+            Scope::Edge => st.depends.get(sub).is_some_and(|d| d.contains(service)),
+            Scope::Instance | Scope::System => false,
         }
     }
 
@@ -342,6 +374,9 @@ impl Agent for BreakerAgent {
                     .map(|d| d.callee.clone())
                     .collect();
                 self.state.depends.insert(record.subject.clone(), critical);
+                self.state
+                    .called
+                    .extend(t.dependencies.iter().map(|d| d.callee.clone()));
                 self.know(&record.subject, out);
             }
             Data::Command(c) => self.command(&record.subject, c, out),
@@ -523,13 +558,32 @@ mod tests {
     }
 
     fn failing(t_s: i64, subject: &str) -> Event {
+        failing_at(t_s, subject, 100)
+    }
+
+    /// 100 calls in a second, `errors` of them failed.
+    fn failing_at(t_s: i64, subject: &str, errors: u64) -> Event {
         let w = Window {
             interval_ms: 1000,
             requests: 100,
-            errors: 80,
+            errors,
             ..Window::default()
         };
         record(t_s, subject, Data::Window(w))
+    }
+
+    fn topology(t_s: i64, service: &str, callees: &[(&str, bool)]) -> Event {
+        let t = Topology {
+            dependencies: callees
+                .iter()
+                .map(|(c, critical)| Dependency {
+                    callee: (*c).into(),
+                    critical: *critical,
+                })
+                .collect(),
+            ..Topology::default()
+        };
+        record(t_s, service, Data::Topology(t))
     }
 
     fn opened(out: &[Proposal]) -> Vec<String> {
@@ -545,18 +599,41 @@ mod tests {
         let mut b = BreakerAgent::new(Arc::new(BreakerConfig::default()));
         let mut out = Vec::new();
         if declared {
-            let t = Topology {
-                dependencies: vec![Dependency {
-                    callee: "db".into(),
-                    critical: true,
-                }],
-                ..Topology::default()
-            };
-            b.apply(1, &record(0, "web", Data::Topology(t)), &mut out);
+            b.apply(1, &topology(0, "web", &[("db", true)]), &mut out);
         }
         b.apply(2, &failing(1, "db"), &mut out);
         b.apply(3, &failing(1, "web"), &mut out);
         opened(&out)
+    }
+
+    #[test]
+    fn a_needed_service_opens_only_when_it_is_as_good_as_down() {
+        let mut b = BreakerAgent::new(Arc::new(BreakerConfig::default()));
+        let mut out = Vec::new();
+        b.apply(
+            1,
+            &topology(0, "web", &[("db", true), ("ads", false)]),
+            &mut out,
+        );
+        // 80 % failing: past the 50 % threshold, below the critical 95 %.
+        for (seq, svc) in [(2, "db"), (3, "ads"), (4, "web"), (5, "batch")] {
+            b.apply(seq, &failing_at(1, svc, 80), &mut out);
+        }
+        // db is critical to web; web is an entry (its callers are users);
+        // ads is optional to web; batch has no topology (nothing known).
+        assert_eq!(opened(&out), ["ads", "batch"]);
+        let reason = |out: &[Proposal], t: &str| {
+            out.iter().find_map(|p| match &p.data {
+                Data::Breaker(d) if d.target == t => Some(d.reason.clone()),
+                _ => None,
+            })
+        };
+        assert!(reason(&out, "ads").unwrap().contains("threshold 50%"));
+        for t in 2..6 {
+            b.apply(4 + t as u64, &failing_at(t, "db", 100), &mut out);
+        }
+        assert_eq!(opened(&out), ["ads", "batch", "db"], "down: db opens too");
+        assert!(reason(&out, "db").unwrap().contains("threshold 95%"));
     }
 
     #[test]

@@ -255,8 +255,15 @@ impl RouterAgent {
                 })
                 .collect();
             let traffic = tallies.iter().any(|t| t.requests > 0);
-            for h in s.hosts.values_mut() {
-                if h.ejected.is_none() {
+            for (i, h) in s.hosts.values_mut().enumerate() {
+                // A host earns its multiplier down only by an interval in
+                // which it served no worse than the others: one that comes
+                // back failing (a crash loop, a starved host) is ejected
+                // for longer each time, not for the base time again and
+                // again.
+                let served = tallies[i].requests > 0
+                    && !outlier::worse_than_others(&tallies, i, c.success_rate_significance);
+                if h.ejected.is_none() && served {
                     h.ejections = h.ejections.saturating_sub(1);
                 }
                 h.requests = 0;

@@ -115,6 +115,18 @@ fn significant(host: Tally, others: (u64, u64), level: f64) -> bool {
     b.sf(host.failures - 1) < level
 }
 
+/// Whether host `i` failed significantly more than the others in `tallies`
+/// (the binomial test of the success-rate rule, at `level`, or any
+/// failures at all with `level` 0).
+pub fn worse_than_others(tallies: &[Tally], i: usize, level: f64) -> bool {
+    let (requests, failures) = tallies
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != i)
+        .fold((0, 0), |(r, f), (_, t)| (r + t.requests, f + t.failures));
+    tallies[i].failures > 0 && significant(tallies[i], (requests, failures), level)
+}
+
 /// How long the `n`-th ejection (1-based) lasts, ms.
 pub fn ejection_ms(n: u32, c: &RouterConfig) -> u64 {
     c.base_ejection_ms
