@@ -11,7 +11,7 @@
 //! success_rate_stdev_factor = 1.9        # eject below mean − factor·σ of success rates
 //! success_rate_minimum_hosts = 5         # hosts with enough volume needed for that
 //! success_rate_request_volume = 100      # requests in the interval for a host to count
-//! success_rate_significance = 0.001      # ... and only if sampling alone explains it this rarely (0: off)
+//! success_rate_significance = 0.00001    # ... and only if sampling alone explains it this rarely (0: off)
 //! failure_percentage_threshold = 85      # eject at or above this failure percentage (0: off)
 //! failure_percentage_minimum_hosts = 5
 //! failure_percentage_request_volume = 50
@@ -129,7 +129,7 @@ impl RouterConfig {
                 format!("{factor} must be a positive number"),
             );
         }
-        let significance = raw.success_rate_significance.unwrap_or(0.001);
+        let significance = raw.success_rate_significance.unwrap_or(1e-5);
         if !(0.0..1.0).contains(&significance) {
             problems.add(
                 format!("{p}.success_rate_significance"),
