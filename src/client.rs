@@ -462,8 +462,7 @@ impl Client {
             .any(|g| g.state() == BreakerState::HalfOpen);
         if let (Some(t), false) = (self.throttle.as_mut(), probing) {
             let second = now.epoch_second();
-            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            if !t.admit(second, draw) {
+            if !t.admit(second, unit(&mut self.rng)) {
                 return Err(Refusal::Throttled {
                     service: self.config.service.clone(),
                     percent: t.probability(second) * 100.0,
@@ -581,6 +580,11 @@ fn refused(gate: &Gate, scope: Scope, target: String) -> Refusal {
         target,
         state: gate.state().as_str(),
     }
+}
+
+/// Uniform in [0, 1), from the top 53 bits of one draw.
+pub fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2⁻³²).

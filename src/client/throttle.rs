@@ -114,7 +114,7 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    use rand_chacha::rand_core::{Rng, SeedableRng};
+    use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     /// `calls` attempts in `second`; `serve(n)` says whether the n-th sent
@@ -128,8 +128,7 @@ mod tests {
     ) -> u32 {
         let mut sent = 0;
         for _ in 0..calls {
-            let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            if t.admit(second, draw) {
+            if t.admit(second, crate::client::unit(rng)) {
                 sent += 1;
                 if serve(sent) {
                     t.accepted(second);

@@ -9,7 +9,6 @@
 //! version a request meets is drawn with the current share, so a 10 %
 //! canary serves 10 % of requests whatever the instance count.
 
-use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::faults::Fault;
@@ -232,10 +231,7 @@ impl Rollouts {
     }
 }
 
-/// Uniform in [0, 1).
-pub fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
+pub use crate::client::unit;
 
 #[cfg(test)]
 mod tests {

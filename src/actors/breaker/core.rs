@@ -46,9 +46,13 @@ pub struct BreakerMemory {
     /// service -> the callees it declares critical (`faultline.topology`).
     #[serde(default)]
     depends: BTreeMap<String, BTreeSet<String>>,
-    /// Every service some topology declares as a dependency.
+    /// Every service some topology has declared as a dependency.
     #[serde(default)]
     called: BTreeSet<String>,
+    /// The union of `depends`' sets, rebuilt on each topology (rare) so
+    /// that every record need not scan every service's dependencies.
+    #[serde(default)]
+    needed_by_callers: BTreeSet<String>,
 }
 
 /// The breaker agent.
@@ -247,7 +251,7 @@ impl BreakerAgent {
         let st = &self.state;
         match scope {
             Scope::Service => {
-                st.depends.values().any(|d| d.contains(service))
+                st.needed_by_callers.contains(service)
                     || (st.depends.contains_key(service) && !st.called.contains(service))
             }
             Scope::Edge => st.depends.get(sub).is_some_and(|d| d.contains(service)),
@@ -377,6 +381,8 @@ impl Agent for BreakerAgent {
                 self.state
                     .called
                     .extend(t.dependencies.iter().map(|d| d.callee.clone()));
+                self.state.needed_by_callers =
+                    self.state.depends.values().flatten().cloned().collect();
                 self.know(&record.subject, out);
             }
             Data::Command(c) => self.command(&record.subject, c, out),
