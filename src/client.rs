@@ -9,8 +9,9 @@
 //!
 //! A pick goes through, in order:
 //!
-//! 1. the **plan** ([`plan`]): selectable endpoints (healthy, not ejected,
-//!    instance breaker admitting) grouped by the route's region and version
+//! 1. the **plan** ([`plan`]): selectable endpoints (healthy, not ejected
+//!    by the router, not out by this client's own [`accrual`], instance
+//!    breaker admitting) grouped by the route's region and version
 //!    shares, or by Envoy priority levels for `locality_priority`; panic mode
 //!    uses every endpoint when too few are healthy;
 //! 2. a **group** by its share (smooth weighted round robin);
@@ -26,9 +27,10 @@
 //!    traffic rather than none.
 //!
 //! Call [`Client::complete`] when the request ends, with its [`Outcome`],
-//! so in-flight counts, latency estimates and the throttle's history stay
-//! true.
+//! so in-flight counts, latency estimates, failure accrual and the
+//! throttle's history stay true.
 
+pub mod accrual;
 pub mod gate;
 pub mod locality;
 mod plan;
@@ -43,6 +45,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
+pub use accrual::AccrualConfig;
 pub use gate::{Admission, Gate};
 pub use strategy::Strategy;
 pub use throttle::ThrottleConfig;
@@ -51,6 +54,7 @@ use crate::events::decision::{BreakerDecision, BreakerState, RouteDecision};
 use crate::events::observation::{HealthStatus, Scope, Topology};
 use crate::events::subject::SYSTEM_SUBJECT;
 use crate::events::{Data, Event, Timestamp};
+use accrual::Accrual;
 use plan::{Plan, PlanInput};
 use ring::Ring;
 use throttle::Throttle;
@@ -118,10 +122,15 @@ pub struct ClientConfig {
     pub default_rtt_ms: f64,
     /// Time constant of the peak-EWMA decay, ms.
     pub ewma_tau_ms: f64,
+    /// Latency a rejected call counts as at least, ms (`latency_ewma`): a
+    /// host that refuses at once must not look like the fastest.
+    pub rejected_cost_ms: f64,
     /// Seed of the random choices.
     pub seed: u64,
     /// Adaptive throttling; `None` switches it off.
     pub throttle: Option<ThrottleConfig>,
+    /// Failure accrual; `None` switches it off.
+    pub accrual: Option<AccrualConfig>,
 }
 
 impl ClientConfig {
@@ -136,8 +145,10 @@ impl ClientConfig {
             panic_threshold: locality::PANIC_THRESHOLD,
             default_rtt_ms: 30.0,
             ewma_tau_ms: 10_000.0,
+            rejected_cost_ms: 1_000.0,
             seed: 0,
             throttle: Some(ThrottleConfig::default()),
+            accrual: Some(AccrualConfig::default()),
         }
     }
 }
@@ -212,6 +223,7 @@ pub(crate) struct Host {
     pub(crate) info: Endpoint,
     pub(crate) healthy: bool,
     pub(crate) gate: Gate,
+    pub(crate) accrual: Accrual,
     in_flight: u32,
     cost_ms: Option<f64>,
     measured_at: Option<Timestamp>,
@@ -282,6 +294,7 @@ impl Client {
                     info,
                     healthy: true,
                     gate: Gate::default(),
+                    accrual: Accrual::default(),
                     in_flight: 0,
                     cost_ms: None,
                     measured_at: None,
@@ -516,10 +529,15 @@ impl Client {
                     let h = &self.hosts[i];
                     let load = f64::from(h.in_flight) + 1.0;
                     if strategy == Strategy::LeastRequest {
-                        load
-                    } else {
-                        h.cost_ms.unwrap_or(self.config.default_rtt_ms) * load
+                        return load;
                     }
+                    let rtt = match (h.cost_ms, h.measured_at) {
+                        (Some(c), Some(at)) => {
+                            strategy::decayed(c, now.millis_since(at), self.config.ewma_tau_ms)
+                        }
+                        _ => self.config.default_rtt_ms,
+                    };
+                    rtt * load
                 };
                 if cost(b) < cost(a) {
                     b
@@ -557,13 +575,35 @@ impl Client {
 
     /// Reports that a picked request ended at `now` after `latency_ms`.
     pub fn complete(&mut self, pick: Pick, now: Timestamp, latency_ms: f64, outcome: Outcome) {
-        if let (Some(t), false) = (self.throttle.as_mut(), outcome == Outcome::Rejected) {
+        let rejected = outcome == Outcome::Rejected;
+        if let (Some(t), false) = (self.throttle.as_mut(), rejected) {
             t.accepted(now.epoch_second());
+        }
+        if let Some(c) = self.config.accrual {
+            if self.hosts[pick.index].accrual.record(now, rejected, &c) {
+                let out = self.hosts.iter().filter(|h| h.accrual.is_out(now)).count();
+                let peers = self
+                    .hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, h)| i != pick.index && h.healthy && !h.accrual.is_out(now))
+                    .map(|(_, h)| h.accrual.rejected());
+                if out < accrual::cap(self.hosts.len(), &c) && accrual::is_outlier(peers, &c) {
+                    let draw = unit(&mut self.rng);
+                    self.hosts[pick.index].accrual.take_out(now, draw, &c);
+                    self.invalidate();
+                }
+            }
         }
         let tau = self.config.ewma_tau_ms;
         let h = &mut self.hosts[pick.index];
         h.in_flight = h.in_flight.saturating_sub(1);
         if latency_ms.is_finite() && latency_ms >= 0.0 {
+            let latency_ms = if rejected {
+                latency_ms.max(self.config.rejected_cost_ms)
+            } else {
+                latency_ms
+            };
             let elapsed = h.measured_at.map_or(0.0, |t| now.millis_since(t).max(0.0));
             h.cost_ms = Some(match h.cost_ms {
                 None => latency_ms,

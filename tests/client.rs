@@ -1,7 +1,7 @@
 //! `faultline::client` through its public interface: every strategy's
 //! distribution over 100,000 seeded picks, the breaker gate, route
-//! decisions (ejections, region and version shares), adaptive throttling
-//! and determinism.
+//! decisions (ejections, region and version shares), adaptive throttling,
+//! failure accrual and determinism.
 
 use faultline::client::{Client, ClientConfig, Endpoint, Outcome, Pick, Refusal, Strategy};
 use faultline::events::decision::{
@@ -519,4 +519,135 @@ fn an_overloaded_upstream_is_throttled_not_cut_off_and_errors_do_not_throttle() 
             c.complete(p, second(s), 5.0, outcome);
         }
     }
+}
+
+/// Picks at `now` and completes with `outcome_of(id)`; returns the id.
+fn call(c: &mut Client, now: Timestamp, outcome_of: impl Fn(&str) -> Outcome) -> String {
+    let p = c.pick(now, None).expect("a pick");
+    let id = c.endpoint(p).id.clone();
+    c.complete(p, now, 5.0, outcome_of(&id));
+    id
+}
+
+#[test]
+fn a_host_that_keeps_refusing_leaves_the_rotation_at_once_and_returns_on_probation() {
+    let mut c = client(Strategy::RoundRobin, plain(6));
+    let bad = |id: &str| {
+        if id == "api-4" {
+            Outcome::Rejected
+        } else {
+            Outcome::Ok
+        }
+    };
+    let at = |ms: u64| T0.plus_millis(ms);
+    let picked = |c: &mut Client, now: Timestamp, n: usize| {
+        (0..n).filter(|_| call(c, now, bad) == "api-4").count()
+    };
+    // Five refusals in a row and it is out: no sixth call.
+    assert_eq!(picked(&mut c, T0, 600), 5);
+    // Out for 0.5–1 s (1 s less up to half, seeded); back after it.
+    assert_eq!(picked(&mut c, at(499), 60), 0);
+    assert_eq!(picked(&mut c, at(1_000), 6), 1, "back, on probation");
+    // On probation one refusal is enough, and it is out for 1–2 s.
+    assert_eq!(picked(&mut c, at(1_000), 600), 0);
+    assert_eq!(picked(&mut c, at(1_999), 60), 0);
+    assert_eq!(picked(&mut c, at(3_000), 6), 1);
+    // Errors answered in time are not refusals: a host failing every call
+    // with a 500 stays in (the router's success-rate test judges it).
+    let mut c = client(Strategy::RoundRobin, plain(6));
+    let failing = |id: &str| {
+        if id == "api-4" {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        }
+    };
+    let n = (0..600)
+        .filter(|_| call(&mut c, T0, failing) == "api-4")
+        .count();
+    assert_eq!(n, 100);
+}
+
+#[test]
+fn an_overload_everywhere_takes_no_host_out_and_only_one_of_two_bad_hosts_is_out() {
+    // Every host refuses every other call: the service is overloaded, no
+    // host is an outlier, and all keep their share.
+    let mut c = client(Strategy::RoundRobin, plain(6));
+    let mut k = 0;
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..6_000 {
+        let p = c.pick(T0, None).expect("a pick");
+        *counts.entry(c.endpoint(p).id.clone()).or_insert(0) += 1;
+        k += 1;
+        let outcome = if (k / 6) % 2 == 0 {
+            Outcome::Rejected
+        } else {
+            Outcome::Ok
+        };
+        c.complete(p, T0, 5.0, outcome);
+    }
+    assert!(counts.values().all(|&n| n == 1_000), "{counts:?}");
+    // Two hosts of six refuse everything: each is an outlier, but at most
+    // 10 % (at least one) are out at once, so the other keeps its share.
+    let mut c = client(Strategy::RoundRobin, plain(6));
+    let two_bad = |id: &str| {
+        if id == "api-1" || id == "api-4" {
+            Outcome::Rejected
+        } else {
+            Outcome::Ok
+        }
+    };
+    let ids: Vec<String> = (0..500).map(|_| call(&mut c, T0, two_bad)).collect();
+    let n = |id: &str| ids.iter().filter(|x| *x == id).count();
+    assert_eq!(n("api-1").min(n("api-4")), 5, "the first out after five");
+    let other = n("api-1").max(n("api-4"));
+    assert!(
+        (95..=100).contains(&other),
+        "the other stays: about 500 / 5, got {other}"
+    );
+}
+
+#[test]
+fn latency_ewma_does_not_prefer_a_host_that_refuses_fast_and_retries_a_slow_one_later() {
+    let mut config = ClientConfig::new("api");
+    config.strategy = Strategy::LatencyEwma;
+    config.throttle = None;
+    config.accrual = None;
+    // Unmeasured endpoints look fast, so both are tried.
+    config.default_rtt_ms = 1.0;
+    let mut c = Client::new(config);
+    c.set_endpoints(plain(2));
+    // api-0 refuses within 1 ms; api-1 answers in 20 ms.
+    for _ in 0..10 {
+        let p = c.pick(T0, None).unwrap();
+        let refusing = c.endpoint(p).id == "api-0";
+        let (ms, outcome) = if refusing {
+            (1.0, Outcome::Rejected)
+        } else {
+            (20.0, Outcome::Ok)
+        };
+        c.complete(p, T0, ms, outcome);
+    }
+    let zero = (0..1_000)
+        .filter(|_| {
+            let p = c.pick(T0, None).unwrap();
+            let id = c.endpoint(p).id.clone();
+            c.complete(p, T0, 20.0, Outcome::Ok);
+            id == "api-0"
+        })
+        .count();
+    assert_eq!(zero, 0, "a refusal costs as much as a 1 s call, not 1 ms");
+    // api-0 lost every comparison, so it was not measured again; its
+    // estimate fades (τ = 10 s) until it is tried again, about 40 s on.
+    let mut first_retry = None;
+    for k in 1..=900u64 {
+        let now = T0.plus_millis(k * 100);
+        let p = c.pick(now, None).unwrap();
+        if c.endpoint(p).id == "api-0" && first_retry.is_none() {
+            first_retry = Some(k * 100);
+        }
+        c.complete(p, now, 20.0, Outcome::Ok);
+    }
+    let at = first_retry.expect("tried again");
+    assert!((30_000..=50_000).contains(&at), "tried again after {at} ms");
 }

@@ -154,3 +154,43 @@ fn a_bad_scenario_or_arm_is_a_clear_error() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("\"hystrix\" is not an arm"));
 }
+
+#[test]
+fn arms_share_their_luck_so_once_the_fault_is_over_they_fail_the_same_requests() {
+    // Common random numbers: request n draws from its own stream in every
+    // arm, so the arms' failure counts differ only where their policies
+    // changed a request's own path. Noisy-neighbor's fault ends at minute
+    // 23; after minute 25 every arm is back to the same world.
+    let p = Prepared::new(scenario("noisy-neighbor"), None);
+    let runs = run_arms(&p, &Arm::ALL, &Config::defaults(), None, &|_| {}).unwrap();
+    let failed = |r: &faultline::simulate::arms::ArmRun, b: usize| -> u64 {
+        r.tally.users.iter().map(|u| u[b].failed).sum()
+    };
+    let from = runs[0].tally.bucket(25.0 * 60_000.0);
+    let tail: Vec<Vec<u64>> = runs
+        .iter()
+        .map(|r| (from..r.tally.len()).map(|b| failed(r, b)).collect())
+        .collect();
+    assert!(
+        tail[0].iter().sum::<u64>() > 50,
+        "the tail has random failures to share"
+    );
+    for (r, t) in runs.iter().zip(&tail).skip(1) {
+        assert_eq!(
+            t,
+            &tail[0],
+            "{} fails other requests than none",
+            r.arm.as_str()
+        );
+    }
+    // During the fault the policies do differ.
+    let during = |r: &faultline::simulate::arms::ArmRun| -> u64 {
+        (runs[0].tally.bucket(8.0 * 60_000.0)..from)
+            .map(|b| failed(r, b))
+            .sum()
+    };
+    assert!(
+        during(&runs[1]) < during(&runs[0]),
+        "peers eject the slow host"
+    );
+}

@@ -3,8 +3,8 @@
 //! group's weight.
 //!
 //! The plan is rebuilt only when something it depends on changes (a
-//! decision, health, an endpoint's probes running out) or when an ejection
-//! it honours expires, so a pick costs a group choice and an endpoint choice,
+//! decision, health, an endpoint's probes running out or its failures
+//! accruing) or when an ejection or time out it honours expires, so a pick costs a group choice and an endpoint choice,
 //! never a pass over every endpoint's state.
 
 use std::collections::BTreeMap;
@@ -67,19 +67,24 @@ fn shares(route: Option<&RouteDecision>, level: RouteLevel) -> BTreeMap<&str, u3
 /// Builds the plan.
 pub fn build(hosts: &[Host], input: &PlanInput<'_>) -> Plan {
     let mut valid_until: Option<Timestamp> = None;
+    let mut until = |t: Timestamp| valid_until = Some(valid_until.map_or(t, |v| v.min(t)));
     let selectable: Vec<bool> = hosts
         .iter()
         .map(|h| {
+            let accrued = h.accrual.is_out(input.now);
+            if let (true, Some(t)) = (accrued, h.accrual.until()) {
+                until(t);
+            }
             let ejected = match input.ejected.get(h.info.id.as_str()) {
-                Some(Some(until)) if *until > input.now => {
-                    valid_until = Some(valid_until.map_or(*until, |v| v.min(*until)));
+                Some(Some(t)) if *t > input.now => {
+                    until(*t);
                     true
                 }
                 Some(Some(_)) => false,
                 Some(None) => true,
                 None => false,
             };
-            h.healthy && !ejected && h.gate.would_admit()
+            h.healthy && !ejected && !accrued && h.gate.would_admit()
         })
         .collect();
     let healthy = selectable.iter().filter(|&&s| s).count();

@@ -91,6 +91,14 @@ pub fn peak_ewma(cost: f64, observed: f64, elapsed_ms: f64, tau_ms: f64) -> f64 
     }
 }
 
+/// An estimate last measured `elapsed_ms` ago, as read now: it decays
+/// towards zero with time constant `tau_ms` (as tower's and Finagle's do),
+/// so an endpoint that lost every comparison, and so was never measured
+/// again, is tried again once its bad estimate has faded.
+pub fn decayed(cost: f64, elapsed_ms: f64, tau_ms: f64) -> f64 {
+    cost * (-elapsed_ms.max(0.0) / tau_ms).exp()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

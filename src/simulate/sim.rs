@@ -24,9 +24,12 @@
 //! and it keeps the run a single pass.
 //!
 //! Randomness: arrivals come from their own seeded stream, the same in every
-//! arm (identical traffic); the rest (error draws, latencies, versions) from
-//! a second stream, also seeded identically, so arms differ only where
-//! their policies make the world differ.
+//! arm (identical traffic). The rest (error draws, latencies, versions) come
+//! from a second key, with a stream of its own for every user request
+//! (common random numbers): request *n* meets the same luck in every arm
+//! unless a policy changed its own path. With one shared sequence instead,
+//! a single refused call would shift every later draw, and two arms'
+//! failure counts would differ by noise as large as the effect measured.
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -86,6 +89,8 @@ pub struct Run<'a, P: Policy> {
     /// Arrival time of the request being followed.
     frontier: f64,
     rng: ChaCha8Rng,
+    /// User requests followed so far (the next one's random stream).
+    requests: u64,
     windows: Windows,
     events: Vec<(f64, WorldEvent)>,
     tally: Tally,
@@ -106,6 +111,7 @@ impl<'a, P: Policy> Run<'a, P> {
             queues: vec![Queue::default(); w.instances.len()],
             frontier: 0.0,
             rng: ChaCha8Rng::seed_from_u64(setup.seed ^ 0x005e_ed0f_ca11),
+            requests: 0,
             windows: Windows::new(w),
             events: Vec::new(),
             tally: Tally::new(w, setup.duration),
@@ -218,6 +224,9 @@ impl<'a, P: Policy> Run<'a, P> {
         let w = self.setup.world;
         self.now_bucket = self.tally.bucket(t);
         self.frontier = t;
+        self.rng.set_stream(self.requests);
+        self.rng.set_word_pos(0);
+        self.requests += 1;
         let c = self.call(w.entries[k].edge, t);
         self.tally.user(self.now_bucket, k, c.ok, c.ms);
     }

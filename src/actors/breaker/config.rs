@@ -17,7 +17,7 @@
 //! critical_failure_rate_threshold = 95.0  # for a service its callers cannot do without
 //! slow_call_rate_threshold = 100.0     # percent, (0, 100]
 //! slow_call_duration_threshold_ms = 60000
-//! wait_duration_in_open_state_ms = 60000
+//! wait_duration_in_open_state_ms = 20000  # resilience4j: 60000; Hystrix: 5000
 //! wait_duration_multiplier = 1.0       # backoff per consecutive re-open, >= 1
 //! max_wait_duration_in_open_state_ms = 600000
 //! permitted_number_of_calls_in_half_open_state = 10
@@ -437,7 +437,7 @@ fn resolve(
     let (v, p) = pick!(slow_call_duration_threshold_ms);
     let slow_call_duration_ms = positive(v, 60_000, &p, problems) as f64;
     let (v, p) = pick!(wait_duration_in_open_state_ms);
-    let wait_open_ms = positive(v, 60_000, &p, problems);
+    let wait_open_ms = positive(v, 20_000, &p, problems);
     let (v, p) = pick!(wait_duration_multiplier);
     let wait_multiplier = match v {
         None => 1.0,
