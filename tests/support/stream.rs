@@ -11,9 +11,9 @@ use faultline::log::Seq;
 use faultline::process::{self, Processor};
 
 /// Policy used by node tests: agents whose input-caused decisions do not
-/// depend on where other decisions land in a live log.
-pub const POLICY: &str =
-    "agents = [\"predictor\", \"breaker\"]\n[breaker.default]\nsliding_window_type = \"count\"\n";
+/// depend on where other decisions land in a live log, and an open wait
+/// longer than any stream here, so that no timer comes due within one.
+pub const POLICY: &str = "agents = [\"predictor\", \"breaker\"]\n[breaker.default]\nsliding_window_type = \"count\"\nwait_duration_in_open_state_ms = 600000\n";
 
 pub fn config() -> Config {
     Config::from_toml(POLICY, "test policy").unwrap()

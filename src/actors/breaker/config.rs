@@ -553,7 +553,7 @@ mod tests {
     use crate::config::Config;
 
     #[test]
-    fn defaults_mirror_resilience4j_but_for_a_time_window() {
+    fn defaults_mirror_resilience4j_but_for_a_time_window_and_the_open_wait() {
         let c = Config::defaults().breaker;
         let s = &c.default;
         // A 20 s time window: window events aggregate seconds of calls, and
@@ -576,7 +576,8 @@ mod tests {
         );
         assert_eq!(
             (s.wait_open_ms, s.slow_call_duration_ms),
-            (60_000, 60_000.0)
+            (20_000, 60_000.0),
+            "a 20 s open wait (resilience4j: 60 s), see README"
         );
         assert!(s.failure_statuses.contains(0) && s.failure_statuses.contains(503));
         assert!(!s.failure_statuses.contains(404));
