@@ -26,11 +26,12 @@
 //! Only [`super::Outcome::Rejected`] counts (refusals and timeouts): a
 //! host that answers with errors is answering; the router's success-rate
 //! test judges those. And only an outlier is taken out: while the other
-//! endpoints (the median one) reject `peer_rejected_below` or more of their
-//! recent calls too, the trouble is the service's (an overload, a slow release), and
-//! taking hosts out would only pile their share on the rest; the throttle,
-//! the breakers and the rollback agent handle that. For the same reason at
-//! most `max_out_percent` of the endpoints (at least one) are out at once.
+//! endpoints (the median one) reject `peer_rejected_below` or more of
+//! their recent calls too, the trouble is the service's (an overload, a
+//! slow release), and taking hosts out would only pile their share on the
+//! rest; the throttle, the breakers and the rollback agent handle that. For
+//! the same reason at most `max_out_percent` of the endpoints (at least
+//! one) are out at once.
 
 use crate::events::Timestamp;
 
@@ -89,7 +90,7 @@ pub struct Accrual {
 impl Accrual {
     /// Whether the endpoint is out of the rotation at `now`.
     pub fn is_out(&self, now: Timestamp) -> bool {
-        self.out_until.is_some_and(|t| now < t)
+        self.out_until(now).is_some()
     }
 
     /// Share of its recent calls it rejected.
@@ -97,9 +98,9 @@ impl Accrual {
         self.rejected
     }
 
-    /// When the current time out ends, if there is one.
-    pub fn until(&self) -> Option<Timestamp> {
-        self.out_until
+    /// When the time out in force at `now` ends (`None`: in the rotation).
+    pub fn out_until(&self, now: Timestamp) -> Option<Timestamp> {
+        self.out_until.filter(|&t| now < t)
     }
 
     /// Records a call's outcome at `now`; returns whether the endpoint has

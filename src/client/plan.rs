@@ -4,8 +4,9 @@
 //!
 //! The plan is rebuilt only when something it depends on changes (a
 //! decision, health, an endpoint's probes running out or its failures
-//! accruing) or when an ejection or time out it honours expires, so a pick costs a group choice and an endpoint choice,
-//! never a pass over every endpoint's state.
+//! accruing) or when an ejection or time out it honours expires, so a pick
+//! costs a group choice and an endpoint choice, never a pass over every
+//! endpoint's state.
 
 use std::collections::BTreeMap;
 
@@ -71,10 +72,7 @@ pub fn build(hosts: &[Host], input: &PlanInput<'_>) -> Plan {
     let selectable: Vec<bool> = hosts
         .iter()
         .map(|h| {
-            let accrued = h.accrual.is_out(input.now);
-            if let (true, Some(t)) = (accrued, h.accrual.until()) {
-                until(t);
-            }
+            let accrued = h.accrual.out_until(input.now).map(&mut until).is_some();
             let ejected = match input.ejected.get(h.info.id.as_str()) {
                 Some(Some(t)) if *t > input.now => {
                     until(*t);
