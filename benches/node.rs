@@ -4,16 +4,21 @@
 //!    decoded, nothing else (the ceiling);
 //! 2. **pipeline**: a node started over the same N events, every default
 //!    agent applying them and writing its decisions, timed until every agent
-//!    has applied the last one;
+//!    has applied the last one. Steps 1 and 2 alternate for several rounds
+//!    (each node with a snapshot bucket of its own, so it starts from
+//!    nothing) and the medians are compared: on a shared two-core machine a
+//!    single pair of runs differs by ±15 % from one run to the next;
 //! 3. **latency**: with the node caught up, traffic offered at half the
 //!    pipeline rate, offered evenly (a batch every millisecond, sent without
 //!    waiting for earlier acknowledgements), plus a breaker command every
 //!    10 ms; for each command, the time from its publish acknowledgement to
 //!    the breaker's decision arriving on `faultline.out.breaker.<service>`
-//!    (p50, p99).
+//!    (p50, p99). Beside it, the same probes' own publish-to-acknowledgement
+//!    time: what the server and the machine take for one round trip at that
+//!    load, the floor under any decision latency.
 //!
 //! `cargo bench --bench node` (N = 100 000; `FAULTLINE_BENCH_EVENTS` to
-//! change it). Needs a nats-server ≥ 2.11 (see README); the server runs with
+//! change it; `FAULTLINE_BENCH_ROUNDS`, default 5). Needs a nats-server ≥ 2.11 (see README); the server runs with
 //! its default periodic fsync, as in production.
 
 // A benchmark measures wall-clock time.
@@ -35,10 +40,11 @@ use faultline::tools::load::{Generator, Profile};
 use faultline::tools::target::Target;
 use futures_util::StreamExt;
 
-fn settings(url: &str, http: &str) -> NodeSettings {
+fn settings(url: &str, http: &str, bucket: &str) -> NodeSettings {
     let mut raw = RawNode::default();
     let mut p = faultline::config::Problems::default();
     raw.set("nats_url", url, "bench", &mut p);
+    raw.set("snapshot_bucket", bucket, "bench", &mut p);
     raw.set("http", http, "bench", &mut p);
     raw.set("log_format", "text", "bench", &mut p);
     // FAULTLINE_* variables apply, as for `faultline run` (e.g. FAULTLINE_SNAPSHOT_EVERY).
@@ -110,7 +116,13 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let probe_for = probe_for;
-        let settings = settings(&url, "127.0.0.1:0");
+        let rounds: usize = std::env::var("FAULTLINE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if full { 5 } else { 1 })
+            .max(1);
+        let settings_for = |round: usize| settings(&url, "127.0.0.1:0", &format!("bench_snapshots_{round}"));
+        let settings = settings_for(0);
         // The stream, as the node creates it.
         let (js, _) = JetStream::open(&settings).await.expect("JetStream is up");
 
@@ -136,22 +148,6 @@ fn main() {
         let publish_s = t0.elapsed().as_secs_f64();
         let last_input = js.last_seq().await.unwrap();
 
-        // 1. Raw consume: read and decode every stored record.
-        let c0 = cpu();
-        let t0 = Instant::now();
-        let mut reader = js.raw_reader(1, "faultline.>".into()).await.unwrap();
-        let mut read = 0u64;
-        while reader.position < last_input {
-            for m in reader.raw_batch(512, Duration::from_secs(5)).await.unwrap() {
-                let _ = std::hint::black_box(decode("faultline", &m));
-                read += 1;
-            }
-        }
-        let raw_s = t0.elapsed().as_secs_f64();
-        let c1 = cpu();
-        let raw_cpu = (c1.0 - c0.0, c1.1 - c0.1);
-        drop(reader);
-
         // The agents alone: the same events through an in-memory engine, one thread.
         let config = Config::defaults();
         let mut engine = faultline::process::engine(&config);
@@ -163,26 +159,54 @@ fn main() {
         }
         let apply_s = t0.elapsed().as_secs_f64();
 
-        // 2. The node's full pipeline over the same records.
-        let t0 = Instant::now();
-        let node = {
-            let (settings, config) = (settings.clone(), config.clone());
-            node_handle
-                .spawn(async move { Node::start(settings, config.clone(), agent_specs(&config)).await })
-                .await
-                .unwrap()
-                .unwrap()
-        };
-        let start_s = t0.elapsed().as_secs_f64();
-        let c0 = cpu();
-        let t0 = Instant::now();
-        let finished = caught_up(&node, last_input, t0).await;
-        let pipeline_s = t0.elapsed().as_secs_f64();
-        let c1 = cpu();
-        let pipe_cpu = (c1.0 - c0.0, c1.1 - c0.1);
+        // 1 and 2, alternating: raw consume, then a fresh node's pipeline.
+        let mut raw_runs = Vec::new();
+        let mut pipe_runs = Vec::new();
+        let mut node = None;
+        let mut start_s = 0.0;
+        let mut finished = Vec::new();
+        for round in 0..rounds {
+            let c0 = cpu();
+            let t0 = Instant::now();
+            let mut reader = js.raw_reader(1, "faultline.>".into()).await.unwrap();
+            let mut read = 0u64;
+            while reader.position < last_input {
+                for m in reader.raw_batch(512, Duration::from_secs(5)).await.unwrap() {
+                    let _ = std::hint::black_box(decode("faultline", &m));
+                    read += 1;
+                }
+            }
+            let raw_s = t0.elapsed().as_secs_f64();
+            let c1 = cpu();
+            drop(reader);
+            raw_runs.push(Run::new(read, raw_s, c0, c1));
+
+            if let Some(previous) = node.take() {
+                node_handle.spawn(Node::shutdown(previous)).await.unwrap().unwrap();
+            }
+            let t0 = Instant::now();
+            let started = {
+                let (settings, config) = (settings_for(round), config.clone());
+                node_handle
+                    .spawn(async move { Node::start(settings, config.clone(), agent_specs(&config)).await })
+                    .await
+                    .unwrap()
+                    .unwrap()
+            };
+            start_s = t0.elapsed().as_secs_f64();
+            let c0 = cpu();
+            let t0 = Instant::now();
+            finished = caught_up(&started, last_input, t0).await;
+            let pipeline_s = t0.elapsed().as_secs_f64();
+            let c1 = cpu();
+            pipe_runs.push(Run::new(last_input, pipeline_s, c0, c1));
+            node = Some(started);
+        }
+        let node = node.expect("at least one round");
         let decisions = js.last_seq().await.unwrap() - last_input;
-        let raw_rate = read as f64 / raw_s;
-        let pipeline_rate = last_input as f64 / pipeline_s;
+        let raw = Run::median(&raw_runs);
+        let pipe = Run::median(&pipe_runs);
+        let (raw_rate, pipeline_rate) = (raw.rate(), pipe.rate());
 
         // 3. The sustained rate: events published flat out while the node
         // runs, publisher, server and node sharing the machine, timed until
@@ -224,7 +248,8 @@ fn main() {
         let mut lines = Vec::new();
         for (label, offered) in [("a light load", 1_000.0), ("half the sustained rate", offered)] {
             let mut probe = Probe { sender: sender.clone(), generator: &mut generator, k: &mut k, received: &received };
-            let (achieved, lat, sent) = probe.run(offered, probe_for, lines.len() as u64).await;
+            let Latency { achieved, decisions: lat, acks, sent } =
+                probe.run(offered, probe_for, lines.len() as u64).await;
             if !full { assert_eq!(lat.len(), sent, "every probe gets its decision"); }
             lines.push(format!(
                 "  latency at {achieved:.0} events/s offered ({label}): publish-ack -> decision p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {sent} probes answered)",
@@ -233,24 +258,34 @@ fn main() {
                 lat.last().copied().unwrap_or(f64::NAN),
                 lat.len(),
             ));
+            lines.push(format!(
+                "    baseline, the same probes' publish -> ack: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                percentile(&acks, 0.5),
+                percentile(&acks, 0.99),
+                acks.last().copied().unwrap_or(f64::NAN),
+            ));
         }
         node_handle.spawn(node.shutdown()).await.unwrap().unwrap();
 
         println!("node bench: {n} stored events (baseline profile, 6 agents), nats-server on loopback");
         println!("  publish (acked, batches of 1000) {:>10.0} events/s", n as f64 / publish_s);
-        println!("  raw consume + decode             {raw_rate:>10.0} events/s  ({read} records)");
+        println!("  raw consume + decode             {raw_rate:>10.0} events/s  (median of {rounds} rounds: {})", Run::list(&raw_runs));
         println!(
             "  agents alone (in memory, 1 thread){:>9.0} events/s",
             n as f64 / apply_s
         );
         println!("  node start (connect, streams, snapshots) {:.0} ms, not counted below", start_s * 1e3);
         println!(
-            "  node pipeline (all agents)       {pipeline_rate:>10.0} events/s  = {:.0} % of raw ({decisions} decisions written)",
-            100.0 * pipeline_rate / raw_rate
+            "  node pipeline (all agents)       {pipeline_rate:>10.0} events/s  = {:.0} % of raw (median of {rounds} rounds: {}; {decisions} decisions written)",
+            100.0 * pipeline_rate / raw_rate,
+            Run::list(&pipe_runs),
         );
-        let per = |c: (f64, f64), n: u64| (c.0 * 1e6 / n as f64, c.1 * 1e6 / n as f64);
-        let (rc, rs) = per(raw_cpu, read);
-        let (pc, ps) = per(pipe_cpu, last_input);
+        let ratios: Vec<String> = (raw_runs.iter().zip(&pipe_runs))
+            .map(|(r, p)| format!("{:.0} %", 100.0 * p.rate() / r.rate()))
+            .collect();
+        println!("    pipeline / raw, round by round: {}", ratios.join(", "));
+        let (rc, rs) = raw.cpu_per_record();
+        let (pc, ps) = pipe.cpu_per_record();
         println!(
             "  CPU per record: raw consume {rc:.1} µs client + {rs:.1} µs nats-server; pipeline {pc:.1} µs node + {ps:.1} µs nats-server (2 cores)"
         );
@@ -265,6 +300,59 @@ fn main() {
         }
     });
     node_rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// One timed read of the stored events.
+#[derive(Clone, Copy)]
+struct Run {
+    records: u64,
+    secs: f64,
+    /// CPU seconds used meanwhile: this process, nats-server.
+    cpu: (f64, f64),
+}
+
+impl Run {
+    fn new(records: u64, secs: f64, c0: (f64, f64), c1: (f64, f64)) -> Self {
+        Self {
+            records,
+            secs,
+            cpu: (c1.0 - c0.0, c1.1 - c0.1),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.records as f64 / self.secs
+    }
+
+    /// µs of CPU per record: this process, nats-server.
+    fn cpu_per_record(&self) -> (f64, f64) {
+        let n = self.records as f64;
+        (self.cpu.0 * 1e6 / n, self.cpu.1 * 1e6 / n)
+    }
+
+    /// The run with the median rate.
+    fn median(runs: &[Run]) -> Run {
+        let mut sorted = runs.to_vec();
+        sorted.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        sorted[sorted.len() / 2]
+    }
+
+    fn list(runs: &[Run]) -> String {
+        let rates: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rate())).collect();
+        rates.join(", ")
+    }
+}
+
+/// What one latency probe run measured.
+struct Latency {
+    /// Events per second achieved.
+    achieved: f64,
+    /// Publish-ack to decision, sorted (ms).
+    decisions: Vec<f64>,
+    /// Publish to ack of the same probes, sorted (ms).
+    acks: Vec<f64>,
+    /// Probes sent.
+    sent: usize,
 }
 
 /// Waits until every agent has applied `seq`; returns when each did
@@ -300,9 +388,10 @@ impl Probe<'_> {
     /// acknowledgements. Beside it, one probe every 10 ms, in order: a
     /// breaker command alternately forcing `bench-probe` open and resetting
     /// it, so each causes a decision. Returns the rate achieved, the sorted
-    /// latencies (ms) and the probes sent.
-    async fn run(&mut self, offered: f64, run: Duration, round: u64) -> (f64, Vec<f64>, usize) {
-        let acked: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    /// latencies (ms), each probe's own publish-to-ack time (ms) and the
+    /// probes sent.
+    async fn run(&mut self, offered: f64, run: Duration, round: u64) -> Latency {
+        let acked: Arc<Mutex<Vec<(String, Instant, Instant)>>> = Arc::default();
         let probes = tokio::spawn({
             let (sender, acked) = (self.sender.clone(), acked.clone());
             async move {
@@ -312,11 +401,12 @@ impl Probe<'_> {
                 while t0.elapsed() < run {
                     let id = format!("probe-{round}-{i}");
                     let action = if i % 2 == 0 { "force_open" } else { "reset" };
+                    let sent = Instant::now();
                     sender
                         .send(&[command(id.clone(), "bench-probe", action)])
                         .await
                         .unwrap();
-                    acked.lock().unwrap().push((id, Instant::now()));
+                    acked.lock().unwrap().push((id, sent, Instant::now()));
                     i += 1;
                     if let Some(wait) = (t0 + every * i).checked_duration_since(Instant::now()) {
                         tokio::time::sleep(wait).await;
@@ -358,19 +448,29 @@ impl Probe<'_> {
         // (those left unanswered are reported, not waited for forever).
         let deadline = Instant::now() + Duration::from_secs(10);
         let answered =
-            |got: &HashMap<String, Instant>| acked.iter().all(|(id, _)| got.contains_key(id));
+            |got: &HashMap<String, Instant>| acked.iter().all(|(id, ..)| got.contains_key(id));
         while !answered(&self.received.lock().unwrap()) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let got = self.received.lock().unwrap().clone();
         let mut lat: Vec<f64> = acked
             .iter()
-            .filter_map(|(id, at)| {
+            .filter_map(|(id, _, at)| {
                 got.get(id)
                     .map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1e3)
             })
             .collect();
         lat.sort_by(f64::total_cmp);
-        (achieved, lat, acked.len())
+        let mut acks: Vec<f64> = acked
+            .iter()
+            .map(|(_, sent, at)| at.saturating_duration_since(*sent).as_secs_f64() * 1e3)
+            .collect();
+        acks.sort_by(f64::total_cmp);
+        Latency {
+            achieved,
+            decisions: lat,
+            acks,
+            sent: acked.len(),
+        }
     }
 }

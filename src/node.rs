@@ -333,8 +333,8 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::Failed(format!("supervisor did not start: {e}")))?;
-        // Every agent has restored its snapshot: the feed starts at the oldest.
-        let from = (shared.statuses().values().map(|s| s.applied).min()).unwrap_or(0) + 1;
+        // Every reader has restored its position: the feed starts at the oldest.
+        let from = shared.feed.start();
         tokio::spawn(feed::run(backend.clone(), shared.clone(), from));
         let (http_addr, http_stop, http_done) =
             http::serve(settings.clone(), backend.clone(), shared.clone()).await?;

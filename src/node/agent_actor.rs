@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::backend::{Backend, Reader, Record};
-use super::feed::Take;
+use super::backend::{Backend, Reader};
+use super::feed::{Batch, Take};
 use super::metrics::{DecisionLabel, Metrics};
 use super::{AgentSpec, NodeError, Shared};
 use crate::engine::Engine;
@@ -75,6 +75,8 @@ pub struct Running {
     applied: Seq,
     since_snapshot: u64,
     last_snapshot: Instant,
+    /// The snapshot being written in the background, if one is.
+    writing: Option<tokio::task::JoinHandle<Result<(), NodeError>>>,
     /// Looked up once: per-batch costs add up when batches are small.
     hot: Hot,
 }
@@ -142,29 +144,66 @@ impl Running {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Snapshots now and waits until the snapshot is stored (shutdown).
     async fn snapshot(&mut self) -> Result<(), NodeError> {
+        if let Some(w) = self.writing.take() {
+            Self::written(self.name(), w.await);
+        }
         let snap = self.engine().snapshot();
         self.args.backend.put_snapshot(self.name(), &snap).await?;
         self.since_snapshot = 0;
         self.last_snapshot = Instant::now();
+        Ok(())
+    }
+
+    /// Snapshots now and stores the snapshot in the background: a large
+    /// state (the predictor's is hundreds of kB) takes milliseconds to
+    /// store, and decisions must not wait behind it. One write at a time:
+    /// while the last is still in flight, the next waits for a later batch.
+    /// A snapshot is only ever a shortcut (restore replays the log after
+    /// whichever one is stored), so one that fails to store is logged and
+    /// the next one due tries again.
+    fn snapshot_in_background(&mut self) {
+        if let Some(w) = &mut self.writing {
+            match futures_util::FutureExt::now_or_never(w) {
+                None => return,
+                Some(r) => Self::written(self.name(), r),
+            }
+        }
+        let snap = self.engine().snapshot();
+        self.since_snapshot = 0;
+        self.last_snapshot = Instant::now();
+        let (backend, name) = (self.args.backend.clone(), self.name());
         tracing::debug!(
-            agent = self.name(),
+            agent = name,
             covers = snap.covers,
             bytes = snap.bytes.len(),
             "snapshot"
         );
-        Ok(())
+        self.writing = Some(tokio::spawn(async move {
+            backend.put_snapshot(name, &snap).await
+        }));
+    }
+
+    fn written(name: &str, r: Result<Result<(), NodeError>, tokio::task::JoinError>) {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(agent = name, error = %e, "storing a snapshot failed; the next one will try again")
+            }
+            Err(e) => tracing::warn!(agent = name, error = %e, "the snapshot writer failed"),
+        }
     }
 
     /// Folds one batch under the engine lock (no await while it is held);
     /// returns the agent's next deadline.
-    fn apply_batch(&mut self, batch: &[Arc<Record>]) -> Option<Timestamp> {
+    fn apply_batch(&mut self, batch: &Batch) -> Option<Timestamp> {
         let started = Instant::now();
         let mut applied_here = 0u32;
         let engine = self.engine.clone();
         let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
-        for rec in batch {
-            let (seq, record) = (rec.0, &rec.1);
+        for (seq, record) in batch.iter() {
+            let seq = *seq;
             if seq <= self.applied {
                 continue;
             }
@@ -201,11 +240,11 @@ impl Running {
     /// Reads and applies one batch; returns how many records it held.
     /// The next batch: from the shared feed, or (behind it) from a reader
     /// of the agent's own; empty when nothing came within [`WAIT`].
-    async fn next_batch(&mut self) -> Result<Vec<Arc<Record>>, NodeError> {
+    async fn next_batch(&mut self) -> Result<Batch, NodeError> {
         let next = self.applied + 1;
         match self.args.shared.feed.take_or_wait(next, BATCH, WAIT).await {
             Take::Records(b) => Ok(b),
-            Take::Ahead => Ok(Vec::new()),
+            Take::Ahead => Ok(Batch::default()),
             Take::Behind => {
                 if self.reader.as_ref().is_none_or(|(_, at)| *at != next) {
                     self.reader = Some((self.args.backend.reader(next).await?, next));
@@ -215,7 +254,7 @@ impl Running {
                 if let Some((seq, _)) = batch.last() {
                     *at = seq + 1;
                 }
-                Ok(batch.into_iter().map(Arc::new).collect())
+                Ok(Batch::of(batch))
             }
         }
     }
@@ -225,7 +264,7 @@ impl Running {
         let n = batch.len();
         let name = self.name();
         let deadline = self.apply_batch(&batch);
-        self.args.shared.feed.advanced.notify_one();
+        self.args.shared.feed.reached(name, self.applied);
         self.flush().await;
         let applied = self.applied;
         self.args.shared.status(name, |s| {
@@ -239,7 +278,7 @@ impl Running {
             || (self.since_snapshot > 0
                 && self.last_snapshot.elapsed() >= self.args.snapshot_interval);
         if due {
-            self.snapshot().await?;
+            self.snapshot_in_background();
         }
         (self.hot.snapshot_age).set(self.last_snapshot.elapsed().as_secs_f64());
         Ok(n)
@@ -276,6 +315,7 @@ impl Actor for AgentActor {
             already_written = written.len(),
             "agent starting"
         );
+        args.shared.feed.reached(name, covers);
         args.shared.status(name, |s| {
             s.applied = covers;
             s.caught_up = false;
@@ -294,6 +334,7 @@ impl Actor for AgentActor {
             applied: covers,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
+            writing: None,
             hot,
         })
     }
@@ -319,6 +360,8 @@ impl Actor for AgentActor {
                     if let Err(e) = state.snapshot().await {
                         tracing::warn!(agent = state.name(), error = %e, "final snapshot failed");
                     }
+                } else if let Some(w) = state.writing.take() {
+                    Running::written(state.name(), w.await);
                 }
                 let _ = reply.send(());
                 myself.stop(Some("shutdown".to_owned()));

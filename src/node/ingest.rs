@@ -4,7 +4,8 @@
 //! reason and original bytes, to `<prefix>.dlq.<reason>` and counts inputs
 //! by outcome. It reads the shared feed the agents read (the original bytes
 //! of the rare invalid record are fetched by sequence), and a reader of its
-//! own only while it is behind the feed's window. Its position is kept in the snapshot bucket (key `_ingest`);
+//! own only while it is behind the feed's window (the feed waits for it as for
+//! an agent). Its position is kept in the snapshot bucket (key `_ingest`);
 //! a copy repeated after a crash carries the same `Nats-Msg-Id`
 //! (`dlq-seq-<n>`), so the DLQ holds each message once.
 
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::backend::{Backend, Record};
-use super::feed::Take;
+use super::backend::Backend;
+use super::feed::{Batch, Take};
 use super::jetstream::{decode, JetStream, JsReader};
 use super::Shared;
 use crate::log::{Seq, Snapshot};
@@ -61,6 +62,7 @@ impl Actor for IngestActor {
             return Err("the ingest checker runs on JetStream only".into());
         };
         let position = js.get_snapshot(KEY).await?.map_or(0, |s| s.covers);
+        args.shared.feed.reached(KEY, position);
         let prefix = js.prefix().to_owned();
         myself.send_message(Pull)?;
         Ok(IngestState {
@@ -98,6 +100,7 @@ impl Actor for IngestActor {
             }
             s.position = seq;
         }
+        s.shared.feed.reached(KEY, s.position);
         if s.position > s.saved
             && (s.position - s.saved >= 1000 || s.saved_at.elapsed() > Duration::from_secs(5))
         {
@@ -133,7 +136,7 @@ impl IngestState {
     async fn next_batch(&mut self) -> Result<Vec<Checked>, crate::node::NodeError> {
         const WAIT: Duration = Duration::from_millis(200);
         let next = self.position + 1;
-        let from_feed = |b: Vec<Arc<Record>>| -> Vec<Checked> {
+        let from_feed = |b: Batch| -> Vec<Checked> {
             b.iter()
                 .map(|r| match &r.1 {
                     Ok(e) => (r.0, Ok(from_node(e))),

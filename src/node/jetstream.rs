@@ -41,6 +41,10 @@ pub struct JetStream {
     stream: String,
     kv: kv::Store,
     prefix: String,
+    /// Every subject the main stream captures is under the prefix, so a
+    /// reader of `<prefix>.>` needs no filter (the server then skips its
+    /// per-message subject match).
+    whole: bool,
 }
 
 /// Connection options from the settings (credentials and TLS).
@@ -127,6 +131,16 @@ impl JetStream {
             )));
         }
         let js = jetstream::new(client.clone());
+        // Snapshots travel on a connection of their own: a server reads a
+        // connection's messages in order, so a decision written just after
+        // the predictor's few hundred kB of state would wait behind it.
+        let bulk = connect_options(settings)
+            .await?
+            .name("faultline-node-snapshots")
+            .connect(url.as_str())
+            .await
+            .map_err(|e| nats_err(&format!("connecting to {url} for snapshots"))(e.to_string()))?;
+        let bulk = jetstream::new(bulk);
         let p = &settings.prefix;
         let mut drift = Vec::new();
         let main = stream::Config {
@@ -138,7 +152,9 @@ impl JetStream {
             max_age: Duration::from_secs(settings.max_age_s),
             ..Default::default()
         };
-        ensure_stream(&js, main, &mut drift).await?;
+        let subjects = ensure_stream(&js, main, &mut drift).await?;
+        let under = format!("{p}.");
+        let whole = subjects.iter().all(|s| s.starts_with(&under));
         let dlq = stream::Config {
             name: settings.dlq_stream.clone(),
             subjects: vec![format!("{p}.dlq.>")],
@@ -148,9 +164,9 @@ impl JetStream {
             ..Default::default()
         };
         ensure_stream(&js, dlq, &mut drift).await?;
-        let kv = match js.get_key_value(settings.snapshot_bucket.clone()).await {
+        let kv = match bulk.get_key_value(settings.snapshot_bucket.clone()).await {
             Ok(kv) => kv,
-            Err(_) => js
+            Err(_) => bulk
                 .create_key_value(kv::Config {
                     bucket: settings.snapshot_bucket.clone(),
                     description: "faultline agent snapshots".to_owned(),
@@ -170,6 +186,7 @@ impl JetStream {
                 stream: settings.stream.clone(),
                 kv,
                 prefix: settings.prefix.clone(),
+                whole,
             },
             drift,
         ))
@@ -389,11 +406,13 @@ fn agent_of(e: &Event) -> &str {
     e.source.strip_prefix("faultline/").unwrap_or(&e.source)
 }
 
+/// Creates the stream or reports how it differs; returns the subjects it
+/// captures.
 async fn ensure_stream(
     js: &jetstream::Context,
     want: stream::Config,
     drift: &mut Vec<String>,
-) -> Result<(), NodeError> {
+) -> Result<Vec<String>, NodeError> {
     match js.get_stream(&want.name).await {
         Ok(mut s) => {
             let info = s
@@ -434,13 +453,13 @@ async fn ensure_stream(
                 format!("{:?}", have.max_age),
                 format!("{:?}", want.max_age),
             );
-            Ok(())
+            Ok(have.subjects.clone())
         }
         Err(_) => {
             js.create_stream(want.clone())
                 .await
                 .map_err(|e| nats_err(&format!("creating stream {}", want.name))(e.to_string()))?;
-            Ok(())
+            Ok(want.subjects)
         }
     }
 }
@@ -456,6 +475,11 @@ pub struct JsReader {
 impl JsReader {
     async fn open(js: &JetStream, from: Seq, filter: String) -> Result<Self, NodeError> {
         let s = js.main_stream().await?;
+        let filter = if js.whole && filter == format!("{}.>", js.prefix) {
+            String::new()
+        } else {
+            filter
+        };
         let consumer = s
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {

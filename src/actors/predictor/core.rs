@@ -182,11 +182,6 @@ impl PredictorAgent {
     ) {
         let interval = self.config.interval_ns;
         let start = t.div_euclid(interval) * interval;
-        if !self.state.services.contains_key(service) {
-            self.state
-                .services
-                .insert(service.to_owned(), ServiceState::default());
-        }
         let PredictorMemory {
             services,
             closing,
@@ -194,16 +189,21 @@ impl PredictorAgent {
             points,
             ..
         } = &mut self.state;
-        let st = services.get_mut(service).expect("inserted above");
+        let st = match services.get_mut(service) {
+            Some(st) => st,
+            None => services.entry(service.to_owned()).or_default(),
+        };
         let mut key = std::mem::take(&mut self.key);
         for (prefix, name) in facets.into_iter().flatten() {
             key.clear();
             key.push_str(prefix);
             key.push_str(name);
-            if !st.series.contains_key(key.as_str()) {
-                st.series.insert(key.clone(), new_series(&self.config));
-            }
-            let series = st.series.get_mut(key.as_str()).expect("inserted above");
+            let series = match st.series.get_mut(key.as_str()) {
+                Some(series) => series,
+                None => (st.series)
+                    .entry(key.clone())
+                    .or_insert_with(|| new_series(&self.config)),
+            };
             match series.bucket.as_ref().map(|b| b.start) {
                 Some(s) if s == start => {}
                 Some(s) if s > start => {
