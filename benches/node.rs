@@ -8,18 +8,22 @@
 //!    (each node with a snapshot bucket of its own, so it starts from
 //!    nothing) and the medians are compared: on a shared two-core machine a
 //!    single pair of runs differs by ±15 % from one run to the next;
-//! 3. **latency**: with the node caught up, traffic offered at half the
-//!    pipeline rate, offered evenly (a batch every millisecond, sent without
-//!    waiting for earlier acknowledgements), plus a breaker command every
-//!    10 ms; for each command, the time from its publish acknowledgement to
-//!    the breaker's decision arriving on `faultline.out.breaker.<service>`
-//!    (p50, p99). Beside it, the same probes' own publish-to-acknowledgement
-//!    time: what the server and the machine take for one round trip at that
-//!    load, the floor under any decision latency.
+//! 3. **sustained**: half as many events again, published flat out while the
+//!    node runs, timed until every agent has applied the last one;
+//! 4. **latency**: with the node caught up, traffic offered at 1,000
+//!    events/s and at half the sustained rate, evenly (a batch every
+//!    millisecond, sent without waiting for earlier acknowledgements), plus
+//!    a breaker command every 10 ms; for each command, the time from its
+//!    publish acknowledgement to the breaker's decision arriving on
+//!    `faultline.out.breaker.<service>` (p50, p99). Beside it, the same
+//!    probes' own publish-to-acknowledgement time: what the server and the
+//!    machine take for one round trip at that load, the floor under any
+//!    decision latency.
 //!
 //! `cargo bench --bench node` (N = 100 000; `FAULTLINE_BENCH_EVENTS` to
-//! change it; `FAULTLINE_BENCH_ROUNDS`, default 5). Needs a nats-server ≥ 2.11 (see README); the server runs with
-//! its default periodic fsync, as in production.
+//! change it; `FAULTLINE_BENCH_ROUNDS` rounds, default 5). Needs a
+//! nats-server ≥ 2.11 (see README); the server runs with its default
+//! periodic fsync, as in production.
 
 // A benchmark measures wall-clock time.
 #![allow(clippy::disallowed_methods)]

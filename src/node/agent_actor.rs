@@ -3,7 +3,9 @@
 //! The actor pulls a batch of records, applies each to its one-agent engine,
 //! writes the decisions the batch caused (skipping any it finds it already
 //! wrote before a crash), and only then records progress and, every
-//! `snapshot_every` records or `snapshot_interval_s` seconds, a snapshot.
+//! `snapshot_every` records or `snapshot_interval_s` seconds, a snapshot
+//! (encoded between batches, stored in the background: applying does not
+//! wait for a large state to reach the store).
 //! A write that fails is retried with backoff, with the decisions kept in
 //! memory: losing NATS for a while delays decisions, it does not lose them
 //! or restart the agent. A panic while applying a record fails the actor; the
