@@ -169,6 +169,46 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Analyse a range of the log: timeline, fidelity check, what-if under another policy.
+    ///
+    /// Reads a sled log (`--data`: a node's data directory, or one kept by
+    /// `process`/`simulate`), a JetStream stream (`--nats`) or an incident
+    /// bundle (`--bundle`). Exits non-zero when a logged decision does not reproduce.
+    Replay {
+        #[command(flatten)]
+        log: LogSource,
+        /// An incident bundle written by `faultline export`.
+        #[arg(long, conflicts_with_all = ["data", "nats"])]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Re-derive decisions under this policy too and show what changes.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Skip the fidelity check (timeline only).
+        #[arg(long)]
+        no_check: bool,
+        /// Terminal summary or the whole report as JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::replay_cmd::ReportFormat,
+        /// Where the summary or JSON goes: a file, or `-` for stdout.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+        /// Also write a self-contained HTML report (SVG timeline, tables).
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Write an incident bundle: the log slice, the policy in force and the
+    /// agents' state before it, replayable anywhere with `replay --bundle`.
+    Export {
+        #[command(flatten)]
+        log: LogSource,
+        #[command(flatten)]
+        range: RangeArgs,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the JSON Schema of every event type, or write them to a directory.
     Schema {
         /// Write one file per type into this directory instead of printing.
@@ -178,6 +218,56 @@ enum Command {
         #[arg(long = "type")]
         kind: Option<String>,
     },
+}
+
+/// Which log to read.
+#[derive(clap::Args, Debug)]
+struct LogSource {
+    /// Sled data directory (a node's, or one kept by process/simulate).
+    #[arg(long, conflicts_with = "nats")]
+    data: Option<PathBuf>,
+    /// NATS server URL of a JetStream node; credentials from FAULTLINE_NATS_* variables.
+    #[arg(long)]
+    nats: Option<String>,
+    /// (--nats) Stream name (default as the node's).
+    #[arg(long)]
+    stream: Option<String>,
+    /// (--nats) Subject prefix.
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+impl LogSource {
+    fn resolve(self, bundle: Option<PathBuf>) -> Result<crate::replay_cmd::From> {
+        use crate::replay_cmd::From;
+        Ok(match (self.data, self.nats, bundle) {
+            (Some(d), None, None) => From::Sled(d),
+            (None, Some(url), None) => From::Nats(Box::new(crate::replay_cmd::nats_settings(
+                &url,
+                self.stream.as_deref(),
+                self.prefix.as_deref(),
+            )?)),
+            (None, None, Some(b)) => From::Bundle(b),
+            _ => bail!("say where the log is: --data DIR, --nats URL or --bundle FILE"),
+        })
+    }
+}
+
+/// Which part of the log.
+#[derive(clap::Args, Debug)]
+struct RangeArgs {
+    /// Start: a log sequence (1200), an RFC 3339 time, or a time before now (-2h).
+    #[arg(long, allow_hyphen_values = true)]
+    from: Option<String>,
+    /// End (inclusive), written like --from.
+    #[arg(long, allow_hyphen_values = true)]
+    to: Option<String>,
+    /// Only records and decisions about this service (repeatable).
+    #[arg(long)]
+    service: Vec<String>,
+    /// One incident: from 5 min before its first decision to 1 min after its resolution.
+    #[arg(long)]
+    incident: Option<String>,
 }
 
 /// Where a tool reaches the node.
@@ -228,6 +318,35 @@ pub fn run(cli: Cli) -> Result<()> {
             eval_detect_cmd(&seeds, config.as_deref(), out.as_deref())
         }
         Command::Schema { out, kind } => schema_cmd(out.as_deref(), kind.as_deref()),
+        Command::Replay {
+            log,
+            bundle,
+            range,
+            config,
+            no_check,
+            format,
+            output,
+            html,
+        } => crate::replay_cmd::replay(&crate::replay_cmd::ReplayArgs {
+            from_log: log.resolve(bundle)?,
+            range: (range.from, range.to),
+            services: range.service,
+            incident: range.incident,
+            what_if: config,
+            no_check,
+            format,
+            output,
+            html,
+        }),
+        Command::Export { log, range, out } => {
+            crate::replay_cmd::export(&crate::replay_cmd::ExportArgs {
+                from_log: log.resolve(None)?,
+                range: (range.from, range.to),
+                services: range.service,
+                incident: range.incident,
+                out,
+            })
+        }
         Command::Simulate {
             file,
             seed,
@@ -371,6 +490,9 @@ fn process_cmd(
                 records.len()
             );
         }
+    }
+    if let Some(log) = &mut sled {
+        log.set_policy(&config.source_text)?;
     }
     let log = sled.as_mut().map(|l| l as &mut dyn EventLog);
     let mut p = Processor::new(engine, log, BufWriter::with_capacity(1 << 16, writer));

@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod observation;
 pub mod reject;
 pub mod subject;
+pub mod summary;
 pub mod time;
 pub mod validate;
 

@@ -17,6 +17,8 @@ pub mod fnv;
 pub mod log;
 pub mod node;
 pub mod process;
+pub mod replay;
+pub mod replay_cmd;
 pub mod run_cmd;
 pub mod schema;
 pub mod simulate;

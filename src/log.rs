@@ -14,7 +14,7 @@ mod sled_log;
 use std::ops::RangeInclusive;
 
 pub use memory::MemoryLog;
-pub use sled_log::{DeadLetter, Durability, SledLog};
+pub use sled_log::{DeadLetter, Durability, SledLog, POLICY_META};
 
 use crate::events::Event;
 

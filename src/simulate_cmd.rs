@@ -46,7 +46,7 @@ pub fn simulate(args: &Args, config: &Config) -> Result<()> {
             if !arms.contains(&Arm::Faultline) {
                 bail!("--data keeps the faultline arm's log, but --arms leaves that arm out");
             }
-            let log = SledLog::open(dir, Durability::Buffered)
+            let mut log = SledLog::open(dir, Durability::Buffered)
                 .with_context(|| format!("cannot open data directory {}", dir.display()))?;
             if log.last_seq() > 0 {
                 bail!(
@@ -55,6 +55,8 @@ pub fn simulate(args: &Args, config: &Config) -> Result<()> {
                     log.last_seq()
                 );
             }
+            log.set_policy(&config.source_text)
+                .context("recording the policy in the data directory")?;
             Some(log)
         }
         None => None,

@@ -123,6 +123,29 @@ impl SledLog {
         Ok(outcome)
     }
 
+    /// Up to `max` stored records from `from` as they are stored (msgpack),
+    /// for readers that decode themselves or compare bytes.
+    pub fn read_raw_from(&self, from: Seq, max: usize) -> Result<Vec<(Seq, sled::IVec)>, LogError> {
+        let mut out = Vec::with_capacity(max.min(4096));
+        for item in self.log.range(from.max(1).to_be_bytes()..).take(max) {
+            let (k, v) = item.map_err(|e| self.storage(e))?;
+            out.push((seq_of(&k), v));
+        }
+        Ok(out)
+    }
+
+    /// The policy text in force when the log was last written (see [`POLICY_META`]).
+    pub fn policy(&self) -> Result<Option<String>, LogError> {
+        Ok(self
+            .meta(POLICY_META)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the policy text in force (`process`, `simulate` and the node do).
+    pub fn set_policy(&mut self, text: &str) -> Result<(), LogError> {
+        self.set_meta(POLICY_META, text.as_bytes())
+    }
+
     /// Forgets the ids of records before `seq`: a publisher retrying an event
     /// that old is not deduplicated any more (the dedupe window).
     pub fn forget_ids_before(&mut self, seq: Seq) -> Result<usize, LogError> {
@@ -229,6 +252,11 @@ pub struct DeadLetter {
     /// The bytes as received.
     pub original: Vec<u8>,
 }
+
+/// Meta key of the policy text the log's writer ran, so `faultline replay`
+/// knows the policy in force for logs without `faultline.config` records
+/// (those `process` and `simulate` keep).
+pub const POLICY_META: &str = "policy";
 
 fn seq_of(key: &[u8]) -> Seq {
     let mut b = [0u8; 8];

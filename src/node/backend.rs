@@ -211,6 +211,9 @@ impl Backend {
         self.append(std::slice::from_ref(&record)).await?;
         if let Backend::Sled(s) = self {
             s.with(|l| l.set_meta("config_hash", hash.as_bytes()))?;
+            if let crate::events::Data::Config(c) = &record.data {
+                s.with(|l| l.set_policy(&c.content))?;
+            }
         }
         Ok(())
     }

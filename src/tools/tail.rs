@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use super::target::{http_agent, nats_connect, Target};
 use crate::events::subject::output_subject;
-use crate::events::{Codec, Event};
+use crate::events::{summary, Codec, Event};
 
 /// What to follow and how to print it.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub struct TailArgs {
 
 impl TailArgs {
     fn wants(&self, e: &Event) -> bool {
-        let agent = e.source.strip_prefix("faultline/").unwrap_or(&e.source);
+        let agent = summary::agent(e);
         self.agent.as_deref().is_none_or(|a| a == agent)
             && self.service.as_deref().is_none_or(|s| s == e.subject)
     }
@@ -38,50 +38,13 @@ impl TailArgs {
 
 /// One readable line: time, agent, service, type, what changed, why.
 pub fn describe(e: &Event) -> String {
-    let v = serde_json::to_value(e).unwrap_or_default();
-    let d = &v["data"];
-    let s = |k: &str| match &d[k] {
-        serde_json::Value::String(t) => t.clone(),
-        serde_json::Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    };
-    let f = |k: &str| d[k].as_f64().map_or("-".to_owned(), |x| format!("{x:.2}"));
     let kind = e.event_type().kind();
-    let what = match kind {
-        "breaker" => format!(
-            "{} {} {} -> {}",
-            s("scope"),
-            s("target"),
-            s("from"),
-            s("to")
-        ),
-        "prediction" => format!("{} {} risk {}", s("signal"), s("status"), f("risk")),
-        "route" => format!(
-            "{} {}/{} hosts healthy",
-            s("strategy"),
-            s("healthy_hosts"),
-            s("hosts")
-        ),
-        "rollback" => format!(
-            "{} {} -> {}",
-            s("phase"),
-            s("from_version"),
-            s("to_version")
-        ),
-        "containment" => format!(
-            "{} root {} confidence {}",
-            s("action"),
-            s("root_cause"),
-            f("confidence")
-        ),
-        "incident" => format!("{} {} {}", s("incident_id"), s("phase"), s("severity")),
-        _ => String::new(),
-    };
-    let agent = e.source.strip_prefix("faultline/").unwrap_or(&e.source);
+    let what = summary::what(e);
+    let agent = summary::agent(e);
     let mut line = format!("{} {agent:<11} {:<16} {kind:<11} {what}", e.time, e.subject);
-    if let Some(reason) = d["reason"].as_str() {
+    if let Some(reason) = summary::reason(e) {
         line.push_str(" | ");
-        line.push_str(reason);
+        line.push_str(&reason);
     }
     line
 }
