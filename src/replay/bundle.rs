@@ -142,10 +142,7 @@ impl<R: BufRead> Reader<R> {
     /// Reads the header and snapshots.
     pub fn open(mut input: R) -> Result<Self, BundleError> {
         let mut magic = vec![0u8; MAGIC.len()];
-        input
-            .read_exact(&mut magic)
-            .map_err(|_| bad("shorter than the bundle marker"))?;
-        if magic != MAGIC {
+        if input.read_exact(&mut magic).is_err() || magic != MAGIC {
             return Err(bad("it does not start with FAULTLINE-BUNDLE 1"));
         }
         let header: Header = rmp_serde::from_read(&mut input).map_err(bad)?;
