@@ -118,7 +118,6 @@ pub struct Replay {
     read: u64,
     refused: u64,
     settled: u64,
-    first: Option<Seq>,
 }
 
 /// One engine per enabled agent, each restored from its snapshot when that
@@ -185,7 +184,6 @@ impl Replay {
             read: 0,
             refused: 0,
             settled: 0,
-            first: None,
         }
     }
 
@@ -236,7 +234,6 @@ impl Replay {
         if !self.selection.wants(seq, e) {
             return;
         }
-        self.first.get_or_insert(seq);
         let c = &mut self.counts;
         c.selected += 1;
         if e.event_type().is_decision() {

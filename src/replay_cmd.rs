@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use async_nats::jetstream::{self, consumer};
-use futures_util::StreamExt;
+use async_nats::jetstream;
 
 use crate::config::Config;
 use crate::events::{Codec, Event};
 use crate::log::{Durability, Seq, SledLog, Snapshot};
-use crate::node::jetstream::{decode, RawMsg};
+use crate::node::jetstream::{decode, last_config, snapshot_value, JsReader, RawMsg};
 use crate::node::settings::{NodeSettings, RawNode};
 use crate::replay::range::{Bound, Selection};
 use crate::replay::{bundle, html, render, IncidentFinder, Options, Replay, Report};
@@ -92,10 +91,9 @@ struct Nats {
     settings: NodeSettings,
     stream: jetstream::stream::Stream,
     js: jetstream::Context,
-    messages: Option<consumer::pull::Ordered>,
+    reader: Option<JsReader>,
     buf: VecDeque<RawMsg>,
     end: Seq,
-    position: Seq,
 }
 
 impl Source {
@@ -171,14 +169,15 @@ impl Source {
     }
 
     fn snapshots(&mut self, agents: &[&str]) -> Result<Vec<(String, Snapshot)>> {
+        if let Source::Bundle { reader, .. } = self {
+            return Ok(reader.snapshots.clone());
+        }
         let mut out = Vec::new();
         for a in agents {
             let s = match self {
                 Source::Sled { log, .. } => crate::log::EventLog::get_snapshot(log, a)?,
                 Source::Nats(n) => n.snapshot(a)?,
-                Source::Bundle { reader, .. } => {
-                    return Ok(reader.snapshots.clone());
-                }
+                Source::Bundle { .. } => unreachable!("answered above"),
             };
             if let Some(s) = s {
                 out.push(((*a).to_owned(), s));
@@ -249,6 +248,14 @@ impl Source {
     }
 }
 
+impl Drop for Nats {
+    /// The consumer's drop talks to its runtime: it must happen inside it.
+    fn drop(&mut self) {
+        let _inside = self.rt.enter();
+        self.reader.take();
+    }
+}
+
 impl Nats {
     fn open(settings: &NodeSettings) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -273,33 +280,17 @@ impl Nats {
             settings: settings.clone(),
             stream,
             js,
-            messages: None,
+            reader: None,
             buf: VecDeque::new(),
             end,
-            position: 0,
         })
     }
 
     fn policy(&mut self) -> Result<Option<String>> {
-        use crate::events::subject::{input_subject, SYSTEM_SUBJECT};
-        let subject = input_subject(
-            &self.settings.prefix,
-            SYSTEM_SUBJECT,
-            crate::events::EventType::Config.kind(),
-        );
-        let m = self
+        Ok(self
             .rt
-            .block_on(self.stream.get_last_raw_message_by_subject(&subject));
-        Ok(match m {
-            Ok(m) => match Codec::MsgPack.decode(&m.payload) {
-                Ok(Event {
-                    data: crate::events::Data::Config(c),
-                    ..
-                }) => Some(c.content),
-                _ => None,
-            },
-            Err(_) => None,
-        })
+            .block_on(last_config(&self.stream, &self.settings.prefix))
+            .map(|c| c.content))
     }
 
     fn snapshot(&mut self, agent: &str) -> Result<Option<Snapshot>> {
@@ -312,81 +303,44 @@ impl Nats {
                 .get(agent)
                 .await
                 .map_err(|e| anyhow!("reading {agent}'s snapshot: {e}"))?;
-            Ok(v.and_then(|v| {
-                (v.len() >= 8).then(|| Snapshot {
-                    covers: u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
-                    bytes: v[8..].to_vec(),
-                })
-            }))
+            Ok(v.and_then(|v| snapshot_value(&v)))
         })
     }
 
     fn seek(&mut self, seq: Seq) -> Result<()> {
-        let consumer = self
-            .rt
-            .block_on(self.stream.create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: seq.max(1),
-                },
-                ..Default::default()
-            }))
-            .map_err(|e| anyhow!("creating an ordered consumer: {e}"))?;
-        self.messages = Some(
-            self.rt
-                .block_on(consumer.messages())
-                .map_err(|e| anyhow!("consuming: {e}"))?,
-        );
+        let reader = self.rt.block_on(JsReader::attach(
+            &self.stream,
+            &self.settings.prefix,
+            seq,
+            String::new(),
+        ))?;
+        self.reader = Some(reader);
         self.buf.clear();
-        self.position = seq.max(1) - 1;
         Ok(())
     }
 
     fn next(&mut self) -> Result<Option<Item>> {
-        if self.position >= self.end {
-            return Ok(None);
-        }
+        let reader = self
+            .reader
+            .as_mut()
+            .ok_or_else(|| anyhow!("not positioned"))?;
         if self.buf.is_empty() {
-            let messages = self
-                .messages
-                .as_mut()
-                .ok_or_else(|| anyhow!("not positioned"))?;
-            let buf = &mut self.buf;
-            self.rt.block_on(async {
-                let first = tokio::time::timeout(Duration::from_secs(10), messages.next())
-                    .await
-                    .map_err(|_| anyhow!("no records from the stream within 10 s"))?;
-                let mut push = |m: Option<
-                    Result<jetstream::Message, consumer::pull::OrderedError>,
-                >|
-                 -> Result<()> {
-                    let m = m
-                        .ok_or_else(|| anyhow!("the stream ended"))?
-                        .map_err(|e| anyhow!("reading the stream: {e}"))?;
-                    let seq = m
-                        .info()
-                        .map_err(|e| anyhow!("message metadata: {e}"))?
-                        .stream_sequence;
-                    let m = m.message;
-                    buf.push_back(RawMsg {
-                        seq,
-                        subject: m.subject.to_string(),
-                        headers: m.headers,
-                        payload: m.payload,
-                    });
-                    Ok(())
-                };
-                push(first)?;
-                for _ in 1..1000 {
-                    match futures_util::FutureExt::now_or_never(messages.next()) {
-                        Some(m) => push(m)?,
-                        None => break,
-                    }
-                }
-                anyhow::Ok(())
-            })?;
+            if reader.position >= self.end {
+                return Ok(None);
+            }
+            let batch = self
+                .rt
+                .block_on(reader.raw_batch(1000, Duration::from_secs(10)))?;
+            if batch.is_empty() {
+                bail!(
+                    "no records from the stream within 10 s (read up to {} of {})",
+                    reader.position,
+                    self.end
+                );
+            }
+            self.buf.extend(batch);
         }
         let m = self.buf.pop_front().expect("filled above");
-        self.position = m.seq;
         if m.seq > self.end {
             return Ok(None);
         }

@@ -327,12 +327,7 @@ impl JetStream {
             .get(agent)
             .await
             .map_err(|e| nats_err("reading a snapshot")(e.to_string()))?;
-        Ok(v.and_then(|v| {
-            (v.len() >= 8).then(|| Snapshot {
-                covers: u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
-                bytes: v[8..].to_vec(),
-            })
-        }))
+        Ok(v.and_then(|v| snapshot_value(&v)))
     }
 
     /// Stores `agent`'s snapshot (covered sequence, big-endian, then the state).
@@ -388,18 +383,35 @@ impl JetStream {
     /// The hash of the last config record.
     pub async fn last_config_hash(&self) -> Result<Option<String>, NodeError> {
         let s = self.main_stream().await?;
-        let subject = input_subject(&self.prefix, SYSTEM_SUBJECT, EventType::Config.kind());
-        match s.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => match Codec::MsgPack.decode(&m.payload) {
-                Ok(Event {
-                    data: crate::events::Data::Config(c),
-                    ..
-                }) => Ok(Some(c.hash)),
-                _ => Ok(None),
-            },
-            Err(_) => Ok(None),
-        }
+        Ok(last_config(&s, &self.prefix).await.map(|c| c.hash))
     }
+}
+
+/// The last `faultline.config` record in `stream`, if any.
+pub async fn last_config(
+    stream: &stream::Stream,
+    prefix: &str,
+) -> Option<crate::events::observation::ConfigRecord> {
+    let subject = input_subject(prefix, SYSTEM_SUBJECT, EventType::Config.kind());
+    let m = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .ok()?;
+    match Codec::MsgPack.decode(&m.payload) {
+        Ok(Event {
+            data: crate::events::Data::Config(c),
+            ..
+        }) => Some(c),
+        _ => None,
+    }
+}
+
+/// A snapshot as the bucket stores it: the covered sequence (big-endian), then the state.
+pub fn snapshot_value(v: &[u8]) -> Option<Snapshot> {
+    (v.len() >= 8).then(|| Snapshot {
+        covers: u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+        bytes: v[8..].to_vec(),
+    })
 }
 
 fn agent_of(e: &Event) -> &str {
@@ -480,7 +492,18 @@ impl JsReader {
         } else {
             filter
         };
-        let consumer = s
+        Self::attach(&s, &js.prefix, from, filter).await
+    }
+
+    /// A reader of `stream` from `from`, of the subjects matching `filter`
+    /// (empty: all), for readers that have the stream but no node (`replay`).
+    pub async fn attach(
+        stream: &stream::Stream,
+        prefix: &str,
+        from: Seq,
+        filter: String,
+    ) -> Result<Self, NodeError> {
+        let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: from.max(1),
@@ -497,7 +520,7 @@ impl JsReader {
         Ok(Self {
             messages,
             position: from.max(1) - 1,
-            prefix: js.prefix.clone(),
+            prefix: prefix.to_owned(),
         })
     }
 

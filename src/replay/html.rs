@@ -413,7 +413,7 @@ pub fn page(r: &Report) -> String {
             ],
             w.rows.iter().map(|r| {
                 vec![
-                    format!("{:?}", r.change),
+                    r.change.name().to_owned(),
                     r.agent.clone(),
                     r.service.clone(),
                     r.what.clone(),

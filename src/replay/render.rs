@@ -39,6 +39,10 @@ fn entry_line(e: &Entry) -> String {
     line
 }
 
+fn at(t: Option<crate::events::Timestamp>) -> String {
+    t.map_or("-".to_owned(), |t| t.to_string())
+}
+
 /// The summary as text.
 pub fn text(r: &Report) -> String {
     let mut o = String::new();
@@ -107,8 +111,6 @@ pub fn text(r: &Report) -> String {
     if !t.incidents.is_empty() {
         let _ = writeln!(o, "\nincidents:");
         for i in &t.incidents {
-            let at =
-                |x: Option<crate::events::Timestamp>| x.map_or("-".to_owned(), |t| t.to_string());
             let _ = writeln!(
                 o,
                 "  {} {:?} opened {} escalated {} resolved {}; services {}; root cause {}; impact {:.2}/min, loss {:.2}",
@@ -184,15 +186,10 @@ pub fn text(r: &Report) -> String {
         let counts: Vec<String> = w.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(o, "  decisions: {}", counts.join(", "));
         for row in &w.rows {
-            let at =
-                |x: Option<crate::events::Timestamp>| x.map_or("-".to_owned(), |t| t.to_string());
             let _ = writeln!(
                 o,
                 "  {:<10} {:<10} {:<16} {:<40} in force {} / other {}{}",
-                serde_json::to_value(row.change)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                row.change.name(),
                 row.agent,
                 row.service,
                 row.what,

@@ -133,6 +133,19 @@ pub enum Change {
     New,
 }
 
+impl Change {
+    /// The name used in reports (as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Same => "same",
+            Change::Earlier => "earlier",
+            Change::Later => "later",
+            Change::NotAtAll => "not_at_all",
+            Change::New => "new",
+        }
+    }
+}
+
 /// One decision side by side.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
@@ -220,11 +233,7 @@ pub fn compare(base: Run, other: Run, base_policy: String, other_policy: String)
                 (Some(_), None) => Change::NotAtAll,
                 (None, _) => Change::New,
             };
-            let name = serde_json::to_value(change)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            *counts.entry(name).or_default() += 1;
+            *counts.entry(change.name().to_owned()).or_default() += 1;
             if change == Change::Same {
                 continue;
             }
