@@ -20,6 +20,10 @@ use crate::node::settings::{NodeSettings, RawNode};
 use crate::replay::range::{Bound, Selection};
 use crate::replay::{bundle, html, render, IncidentFinder, Options, Replay, Report};
 
+/// sled's page cache while reading a log once through: enough for its
+/// read-ahead, and memory stays flat however long the log.
+const SCAN_CACHE: u64 = 16 << 20;
+
 /// Where the log is read from.
 #[derive(Debug, Clone)]
 pub enum From {
@@ -63,12 +67,58 @@ pub struct ReplayArgs {
     pub html: Option<PathBuf>,
 }
 
-/// One record as a source yields it.
-struct Item {
+/// One record as a source stores it. Sources only read; records are
+/// decoded by the reader of [`Source::each`], on the analysis side.
+enum Raw {
+    /// Msgpack from a sled log.
+    Sled(Seq, sled::IVec),
+    /// Msgpack from a bundle, or `None` for input the node refused.
+    Bundle(Seq, Option<Vec<u8>>),
+    /// A stream message.
+    Nats(RawMsg),
+}
+
+/// One record, decoded.
+struct Item<'a> {
     seq: Seq,
     event: Result<Event, String>,
     /// The stored msgpack, when the source has it.
-    raw: Option<Vec<u8>>,
+    raw: Option<&'a [u8]>,
+}
+
+impl Raw {
+    /// Decodes the record; `origin` names the log in errors, `prefix` is the
+    /// stream's subject prefix. Input a node refused is an `Err` event; a
+    /// stored record that does not decode stops the replay.
+    fn decode<'a>(&'a self, origin: &str, prefix: &str) -> Result<Item<'a>> {
+        let stored = |seq: Seq, raw: &'a [u8]| {
+            let event = Codec::MsgPack
+                .decode(raw)
+                .map_err(|e| anyhow!("record {seq} in {origin} does not decode: {e}"))?;
+            anyhow::Ok(Item {
+                seq,
+                event: Ok(event),
+                raw: Some(raw),
+            })
+        };
+        match self {
+            Raw::Sled(seq, raw) => stored(*seq, raw),
+            Raw::Bundle(seq, Some(raw)) => stored(*seq, raw),
+            Raw::Bundle(seq, None) => Ok(Item {
+                seq: *seq,
+                event: Err("refused by the node".to_owned()),
+                raw: None,
+            }),
+            Raw::Nats(m) => {
+                let decision = m.subject[prefix.len()..].starts_with(".out.");
+                Ok(Item {
+                    seq: m.seq,
+                    event: decode(prefix, m).map_err(|r| r.to_string()),
+                    raw: decision.then_some(&m.payload[..]),
+                })
+            }
+        }
+    }
 }
 
 /// A log to read.
@@ -106,12 +156,13 @@ impl Source {
                         dir.display()
                     );
                 }
-                let log = SledLog::open(dir, Durability::Buffered).with_context(|| {
-                    format!(
-                        "cannot open the log in {} (is a node running on it?)",
-                        dir.display()
-                    )
-                })?;
+                let log = SledLog::open_with_cache(dir, Durability::Buffered, SCAN_CACHE)
+                    .with_context(|| {
+                        format!(
+                            "cannot open the log in {} (is a node running on it?)",
+                            dir.display()
+                        )
+                    })?;
                 Source::Sled {
                     log,
                     dir: dir.clone(),
@@ -199,7 +250,61 @@ impl Source {
         Ok(())
     }
 
-    fn next(&mut self) -> Result<Option<Item>> {
+    /// Reads from `seq` on, handing each record to `each` until it returns
+    /// `false` or the log ends. Reading runs on a thread of its own, a few
+    /// batches ahead, so that it overlaps the analysis; records are decoded
+    /// and handed over one at a time, in log order, on the calling thread
+    /// (decoding there also frees each event on the thread that made it).
+    fn each(&mut self, seq: Seq, mut each: impl FnMut(Item<'_>) -> Result<bool>) -> Result<()> {
+        const BATCH: usize = 1024;
+        self.seek(seq)?;
+        let origin = match self {
+            Source::Bundle { path, .. } => format!("bundle {}", path.display()),
+            _ => "the log".to_owned(),
+        };
+        let prefix = match self {
+            Source::Nats(n) => n.settings.prefix.clone(),
+            _ => String::new(),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Raw>>>(8);
+        std::thread::scope(|scope| {
+            scope.spawn(move || loop {
+                let mut batch = Vec::with_capacity(BATCH);
+                let read = (|| {
+                    while batch.len() < BATCH {
+                        match self.next()? {
+                            Some(raw) => batch.push(raw),
+                            None => break,
+                        }
+                    }
+                    anyhow::Ok(())
+                })();
+                let done = batch.len() < BATCH;
+                // A send fails once the reader stopped listening: stop too.
+                if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
+                    return;
+                }
+                if let Err(e) = read {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if done {
+                    return;
+                }
+            });
+            for batch in rx {
+                for raw in &batch? {
+                    if !each(raw.decode(&origin, &prefix)?)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The next stored record, not decoded.
+    fn next(&mut self) -> Result<Option<Raw>> {
         match self {
             Source::Sled { log, next, buf, .. } => {
                 if buf.is_empty() {
@@ -209,41 +314,13 @@ impl Source {
                     return Ok(None);
                 };
                 *next = seq + 1;
-                let event = Codec::MsgPack
-                    .decode(&raw)
-                    .map_err(|e| anyhow!("record {seq} in the log does not decode: {e}"))?;
-                Ok(Some(Item {
-                    seq,
-                    event: Ok(event),
-                    raw: Some(raw.to_vec()),
-                }))
+                Ok(Some(Raw::Sled(seq, raw)))
             }
-            Source::Nats(n) => n.next(),
-            Source::Bundle { reader, path } => {
-                let Some((seq, raw)) = reader
-                    .next_record()
-                    .with_context(|| format!("reading bundle {}", path.display()))?
-                else {
-                    return Ok(None);
-                };
-                Ok(Some(match raw {
-                    None => Item {
-                        seq,
-                        event: Err("refused by the node".to_owned()),
-                        raw: None,
-                    },
-                    Some(raw) => Item {
-                        seq,
-                        event: Ok(Codec::MsgPack.decode(&raw).map_err(|e| {
-                            anyhow!(
-                                "record {seq} in bundle {} does not decode: {e}",
-                                path.display()
-                            )
-                        })?),
-                        raw: Some(raw),
-                    },
-                }))
-            }
+            Source::Nats(n) => Ok(n.next()?.map(Raw::Nats)),
+            Source::Bundle { reader, path } => Ok(reader
+                .next_record()
+                .with_context(|| format!("reading bundle {}", path.display()))?
+                .map(|(seq, raw)| Raw::Bundle(seq, raw))),
         }
     }
 }
@@ -319,7 +396,7 @@ impl Nats {
         Ok(())
     }
 
-    fn next(&mut self) -> Result<Option<Item>> {
+    fn next(&mut self) -> Result<Option<RawMsg>> {
         let reader = self
             .reader
             .as_mut()
@@ -341,16 +418,7 @@ impl Nats {
             self.buf.extend(batch);
         }
         let m = self.buf.pop_front().expect("filled above");
-        if m.seq > self.end {
-            return Ok(None);
-        }
-        let decision = m.subject[self.settings.prefix.len()..].starts_with(".out.");
-        let event = decode(&self.settings.prefix, &m).map_err(|r| r.to_string());
-        Ok(Some(Item {
-            seq: m.seq,
-            raw: decision.then(|| m.payload.to_vec()),
-            event,
-        }))
+        Ok((m.seq <= self.end).then_some(m))
     }
 }
 
@@ -386,19 +454,19 @@ fn selection(
             bail!("--incident sets the range itself; leave out --from and --to");
         }
         let mut finder = IncidentFinder::new(id);
-        source.seek(1)?;
         let bar = crate::tools::cmd::bar(
             source.last_seq(),
             "{spinner} finding the incident [{bar:30}] {pos}/{len} records, eta {eta}",
         );
-        while let Some(item) = source.next()? {
+        source.each(1, |item| {
             if let Ok(e) = &item.event {
                 finder.record(e);
             }
-            if let Some(b) = &bar {
+            if let Some(b) = bar.as_ref().filter(|_| item.seq % 4096 == 0) {
                 b.set_position(item.seq);
             }
-        }
+            Ok(true)
+        })?;
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -461,29 +529,20 @@ fn run(source: &mut Source, config: &Config, options: Options) -> Result<Report>
     }
     let mut replay = Replay::new(config, lanes, options);
     let start = replay.start();
-    source.seek(start)?;
     let last = source.last_seq();
     let bar = crate::tools::cmd::bar(
         last.saturating_sub(start) + 1,
         "{spinner} replaying [{bar:30}] {pos}/{len} records, {per_sec}, eta {eta}",
     );
     let mut n = 0u64;
-    while let Some(item) = source.next()? {
-        replay.record(
-            item.seq,
-            item.event.as_ref().map_err(|_| ()),
-            item.raw.as_deref(),
-        );
+    source.each(start, |item| {
+        replay.record(item.seq, item.event.as_ref().map_err(|_| ()), item.raw);
         n += 1;
-        if n % 4096 == 0 {
-            if let Some(b) = &bar {
-                b.set_position(item.seq.saturating_sub(start) + 1);
-            }
+        if let Some(b) = bar.as_ref().filter(|_| n % 4096 == 0) {
+            b.set_position(item.seq.saturating_sub(start) + 1);
         }
-        if !replay.wants_after(item.seq) {
-            break;
-        }
-    }
+        Ok(replay.wants_after(item.seq))
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -588,7 +647,6 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     )?;
     let (lanes, _) = lanes_for(&mut source, &config, &selection)?;
     let mut check = crate::replay::fidelity::Check::new(lanes, selection.clone());
-    source.seek(check.start())?;
     let mut file = Some(
         File::create(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?,
     );
@@ -600,7 +658,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         source.last_seq(),
         "{spinner} exporting [{bar:30}] {pos}/{len} records, eta {eta}",
     );
-    while let Some(item) = source.next()? {
+    let described = source.describe();
+    source.each(check.start(), |item| {
         let seq = item.seq;
         let selected = match &item.event {
             Ok(e) => selection.in_range(e.causeseq.unwrap_or(seq), e.time),
@@ -608,7 +667,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         };
         if writer.is_none() && selected {
             let header = bundle::Header {
-                source: source.describe(),
+                source: described.clone(),
                 policy: policy_text.clone(),
                 policy_hash: config.hash(),
                 selection: selection.clone(),
@@ -629,13 +688,13 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         }
         match &mut writer {
             None => match &item.event {
-                Ok(e) => check.record(seq, e, item.raw.as_deref(), true),
+                Ok(e) => check.record(seq, e, item.raw, true),
                 Err(_) => check.skip(seq),
             },
             Some(w) => {
                 let raw = match (&item.event, &item.raw) {
                     (Err(_), _) => None,
-                    (Ok(_), Some(r)) => Some(r.clone()),
+                    (Ok(_), Some(r)) => Some(r.to_vec()),
                     (Ok(e), None) => Some(Codec::MsgPack.encode(e)),
                 };
                 w.record(seq, raw.as_deref())?;
@@ -653,10 +712,11 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         if to.is_some_and(|t| seq > t) {
             past += 1;
             if past > crate::replay::SETTLE_LIMIT {
-                break;
+                return Ok(false);
             }
         }
-    }
+        Ok(true)
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

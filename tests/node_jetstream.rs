@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod support {
+    pub mod js_read;
     pub mod nats;
     pub mod node;
     pub mod plain;
@@ -20,14 +21,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use bytes::Bytes;
-use faultline::events::{Codec, Event};
-use faultline::log::Seq;
-use faultline::node::jetstream::{decode, RawMsg};
+use faultline::events::Codec;
 use futures_util::StreamExt;
 use rand_chacha::rand_core::SeedableRng;
 use rand_distr::{Distribution, Uniform};
+use support::js_read::{read_stream, InOrder};
 use support::nats::{free_port, NatsServer};
 use support::node::NodeProc;
 use support::plain::publish;
@@ -78,53 +78,6 @@ async fn publish_all(
         }
         progress.store(i + 1, Ordering::SeqCst);
     }
-}
-
-/// Reads a stream from its start with an ordered consumer; `next` waits up to 10 s.
-struct InOrder(consumer::pull::Ordered);
-
-impl InOrder {
-    async fn open(stream: &jetstream::stream::Stream) -> Self {
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .unwrap();
-        Self(consumer.messages().await.unwrap())
-    }
-
-    async fn next(&mut self) -> jetstream::Message {
-        tokio::time::timeout(Duration::from_secs(10), self.0.next())
-            .await
-            .expect("a message within 10 s")
-            .unwrap()
-            .unwrap()
-    }
-}
-
-/// Every record of the stream, decoded (invalid input left out, as agents skip it).
-async fn read_stream(url: &str, name: &str) -> Vec<(Seq, Event)> {
-    let client = async_nats::connect(url).await.unwrap();
-    let js = jetstream::new(client);
-    let stream = js.get_stream(name).await.unwrap();
-    let last = stream.cached_info().state.last_sequence;
-    let mut msgs = InOrder::open(&stream).await;
-    let mut out = Vec::new();
-    let mut seq = 0;
-    while seq < last {
-        let m = msgs.next().await;
-        seq = m.info().unwrap().stream_sequence;
-        let m = m.message;
-        let raw = RawMsg {
-            seq,
-            subject: m.subject.to_string(),
-            headers: m.headers,
-            payload: m.payload,
-        };
-        if let Ok(e) = decode("faultline", &raw) {
-            out.push((seq, e));
-        }
-    }
-    out
 }
 
 #[test]

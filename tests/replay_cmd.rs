@@ -3,27 +3,14 @@
 //! a real headless browser.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use faultline::events::Timestamp;
 use faultline::log::{read_all, Durability, SledLog};
-use serde_json::Value;
+use support::replay::{expect, faultline, ok, report};
 
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = faultline(args);
-    assert!(
-        out.status.success(),
-        "faultline {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+mod support {
+    pub mod replay;
 }
 
 fn root() -> PathBuf {
@@ -56,12 +43,6 @@ fn process_log(dir: &Path) -> String {
     let decisions = String::from_utf8(out.stdout).unwrap().lines().count();
     assert!(decisions >= 10, "the demo makes decisions: {decisions}");
     data
-}
-
-fn report(args: &[&str]) -> Value {
-    let mut all = vec!["replay", "--format", "json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(&all)).unwrap()
 }
 
 #[test]
@@ -163,17 +144,11 @@ fn ranges_by_sequence_and_by_time_select_exactly_the_right_records() {
     let log = SledLog::open(Path::new(&data), Durability::Buffered).unwrap();
     let records = read_all(&log, 1).unwrap();
     drop(log);
-    let expect = |keep: &dyn Fn(u64, &faultline::events::Event) -> bool| {
-        let chosen: Vec<_> = records.iter().filter(|(s, e)| keep(*s, e)).collect();
-        let decisions = chosen
-            .iter()
-            .filter(|(_, e)| e.event_type().is_decision())
-            .count();
-        (chosen.len() as u64, decisions as u64)
-    };
 
     let r = report(&["--data", &data, "--from", "1100", "--to", "2300"]);
-    let (n, d) = expect(&|s, e| (1100..=2300).contains(&e.causeseq.unwrap_or(s)));
+    let (n, d) = expect(&records, |s, e| {
+        (1100..=2300).contains(&e.causeseq.unwrap_or(s))
+    });
     assert_eq!(r["counts"]["selected"], n);
     assert_eq!(r["counts"]["decisions"], d);
     assert_eq!(r["fidelity"]["logged"], d);
@@ -186,7 +161,7 @@ fn ranges_by_sequence_and_by_time_select_exactly_the_right_records() {
         Timestamp::parse(to).unwrap(),
     );
     let r = report(&["--data", &data, "--from", from, "--to", to]);
-    let (n, d) = expect(&|_, e| e.time >= tf && e.time <= tt);
+    let (n, d) = expect(&records, |_, e| e.time >= tf && e.time <= tt);
     assert_eq!(r["counts"]["selected"], n);
     assert_eq!(r["counts"]["decisions"], d);
     assert_eq!(r["fidelity"]["reproduced"], d);
@@ -195,7 +170,7 @@ fn ranges_by_sequence_and_by_time_select_exactly_the_right_records() {
     assert!(Timestamp::parse(times[1].as_str().unwrap()).unwrap() <= tt);
 
     let r = report(&["--data", &data, "--service", "checkout"]);
-    let (n, _) = expect(&|_, e| e.subject == "checkout");
+    let (n, _) = expect(&records, |_, e| e.subject == "checkout");
     assert_eq!(r["counts"]["selected"], n);
 
     let out = faultline(&["replay", "--data", &data, "--from", "2300", "--to", "1100"]);

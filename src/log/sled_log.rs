@@ -37,12 +37,23 @@ pub struct SledLog {
 impl SledLog {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, LogError> {
+        Self::open_with_cache(dir, durability, DEFAULT_CACHE)
+    }
+
+    /// Opens the log with a page cache of at most `cache` bytes. Reading a
+    /// log once from end to end (`faultline replay`) gains nothing from
+    /// sled's default 1 GiB, which a long log would otherwise fill.
+    pub fn open_with_cache(
+        dir: &Path,
+        durability: Durability,
+        cache: u64,
+    ) -> Result<Self, LogError> {
         let path = dir.to_path_buf();
         let err = |source| LogError::Storage {
             path: path.display().to_string(),
             source,
         };
-        let db = open_db(dir).map_err(err)?;
+        let db = open_db(dir, cache).map_err(err)?;
         let log = db.open_tree("log").map_err(err)?;
         let snapshots = db.open_tree("snapshots").map_err(err)?;
         let ids = db.open_tree("ids").map_err(err)?;
@@ -221,16 +232,19 @@ impl SledLog {
     }
 }
 
+/// sled's own default page cache, for logs a node writes.
+const DEFAULT_CACHE: u64 = 1 << 30;
+
 /// Opens the database, waiting (up to about two seconds) for the directory lock
 /// when an earlier handle in this process is still shutting down: sled's
 /// background flusher releases the file lock a moment after the last handle is
 /// dropped, so a restart in the same process (a supervisor reopening the log)
 /// would otherwise fail spuriously. A lock held by another process is reported
 /// once the wait runs out.
-fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+fn open_db(dir: &Path, cache: u64) -> Result<sled::Db, sled::Error> {
     let mut attempts = 0;
     loop {
-        match sled::Config::new().path(dir).open() {
+        match sled::Config::new().path(dir).cache_capacity(cache).open() {
             Err(sled::Error::Io(e))
                 if attempts < 100 && e.to_string().contains("could not acquire lock") =>
             {
