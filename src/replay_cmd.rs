@@ -270,25 +270,16 @@ impl Source {
         std::thread::scope(|scope| {
             scope.spawn(move || loop {
                 let mut batch = Vec::with_capacity(BATCH);
-                let read = (|| {
-                    while batch.len() < BATCH {
-                        match self.next()? {
-                            Some(raw) => batch.push(raw),
-                            None => break,
-                        }
-                    }
-                    anyhow::Ok(())
-                })();
-                let done = batch.len() < BATCH;
+                let read = self.fill(&mut batch, BATCH);
+                let more = read.is_ok() && batch.len() == BATCH;
                 // A send fails once the reader stopped listening: stop too.
                 if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
                     return;
                 }
                 if let Err(e) = read {
                     let _ = tx.send(Err(e));
-                    return;
                 }
-                if done {
+                if !more {
                     return;
                 }
             });
@@ -301,6 +292,17 @@ impl Source {
             }
             Ok(())
         })
+    }
+
+    /// Reads up to `max` records into `batch` (fewer at the end of the log).
+    fn fill(&mut self, batch: &mut Vec<Raw>, max: usize) -> Result<()> {
+        while batch.len() < max {
+            match self.next()? {
+                Some(raw) => batch.push(raw),
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// The next stored record, not decoded.

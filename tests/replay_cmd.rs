@@ -250,6 +250,17 @@ fn an_incident_bundle_replays_to_the_same_report_as_the_log() {
     // here (a 4-minute log) from the start; it holds no more than the log.
     let size = std::fs::metadata(&bundle).unwrap().len();
     assert!(size > 0);
+    // A bundle cut short (a copy that did not finish) is a clear error, not a short report.
+    let cut = dir.path().join("cut.bundle");
+    let bytes = std::fs::read(&bundle).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let out = faultline(&["replay", "--bundle", cut.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cut.bundle") && err.contains("cut short"),
+        "{err}"
+    );
     let out = faultline(&[
         "export",
         "--data",

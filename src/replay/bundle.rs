@@ -5,9 +5,10 @@
 //!
 //! Layout: the line `FAULTLINE-BUNDLE 1`, a msgpack header, one msgpack
 //! binary per agent snapshot, then records as `[seq, bin]` (the record's
-//! msgpack) or `[seq, nil]` (a record a live node refused), to the end of
-//! the file. Written and read as a stream: a bundle of any size needs
-//! constant memory.
+//! msgpack) or `[seq, nil]` (a record a live node refused), then a single
+//! msgpack `nil` that ends the bundle: a copy cut short anywhere, even
+//! between two records, is refused rather than replayed as a shorter slice.
+//! Written and read as a stream: a bundle of any size needs constant memory.
 
 use std::io::{BufRead, BufWriter, Read, Seek, Write};
 
@@ -18,6 +19,9 @@ use crate::log::{Seq, Snapshot};
 
 /// The first line of every bundle.
 pub const MAGIC: &[u8] = b"FAULTLINE-BUNDLE 1\n";
+
+/// The last byte of every bundle (msgpack `nil`; records are arrays).
+const END: u8 = 0xc0;
 
 /// What a bundle says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,10 +51,33 @@ pub enum BundleError {
     /// Not a bundle, or damaged.
     #[error("not a faultline bundle, or damaged: {0}")]
     Format(String),
+    /// The file ends inside a record.
+    #[error("the bundle ends after record #{after}, before its end mark: it was cut short (an unfinished copy?)")]
+    Truncated {
+        /// The last whole record's sequence (0: none).
+        after: Seq,
+    },
 }
 
 fn bad(e: impl std::fmt::Display) -> BundleError {
     BundleError::Format(e.to_string())
+}
+
+/// rmp's read errors: I/O stays I/O (so that the end of the file is seen as such).
+fn value_err(e: rmp::decode::ValueReadError) -> BundleError {
+    use rmp::decode::ValueReadError::{InvalidDataRead, InvalidMarkerRead};
+    match e {
+        InvalidMarkerRead(io) | InvalidDataRead(io) => BundleError::Io(io),
+        other => bad(other),
+    }
+}
+
+fn num_err(e: rmp::decode::NumValueReadError) -> BundleError {
+    use rmp::decode::NumValueReadError::{InvalidDataRead, InvalidMarkerRead};
+    match e {
+        InvalidMarkerRead(io) | InvalidDataRead(io) => BundleError::Io(io),
+        other => bad(other),
+    }
 }
 
 /// Writes a bundle; records after the last [`Writer::mark`] are cut off at the end.
@@ -112,17 +139,21 @@ impl<W: Write + Seek> Writer<W> {
         self.mark = self.written;
     }
 
-    /// Flushes, cuts the records after the last mark, and returns the file's length.
+    /// Flushes, cuts the records after the last mark, ends the bundle there
+    /// and returns the file's length.
     pub fn finish(
         self,
         truncate: impl FnOnce(W, u64) -> std::io::Result<()>,
     ) -> Result<u64, BundleError> {
-        let inner = self
+        let mut inner = self
             .out
             .into_inner()
             .map_err(|e| BundleError::Io(e.into_error()))?;
-        truncate(inner, self.mark)?;
-        Ok(self.mark)
+        inner.seek(std::io::SeekFrom::Start(self.mark))?;
+        inner.write_all(&[END])?;
+        inner.flush()?;
+        truncate(inner, self.mark + 1)?;
+        Ok(self.mark + 1)
     }
 }
 
@@ -136,6 +167,10 @@ pub struct Reader<R: BufRead> {
     pub header: Header,
     /// Each agent's snapshot.
     pub snapshots: Vec<(String, Snapshot)>,
+    /// The last record read.
+    last: Seq,
+    /// The end was read.
+    ended: bool,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -161,30 +196,53 @@ impl<R: BufRead> Reader<R> {
             input,
             header,
             snapshots,
+            last: 0,
+            ended: false,
         })
     }
 
     /// The next record: its sequence and msgpack (`None`: refused), or `None` at the end.
     pub fn next_record(&mut self) -> Result<Option<BundleRecord>, BundleError> {
-        if self.input.fill_buf()?.is_empty() {
+        if self.ended {
             return Ok(None);
         }
-        let n = rmp::decode::read_array_len(&mut self.input).map_err(bad)?;
+        match self.input.fill_buf()?.first() {
+            None => return Err(BundleError::Truncated { after: self.last }),
+            Some(&END) => {
+                self.input.consume(1);
+                self.ended = true;
+                return Ok(None);
+            }
+            Some(_) => {}
+        }
+        let record = self.record().map_err(|e| match e {
+            BundleError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                BundleError::Truncated { after: self.last }
+            }
+            other => other,
+        })?;
+        self.last = record.0;
+        Ok(Some(record))
+    }
+
+    fn record(&mut self) -> Result<BundleRecord, BundleError> {
+        let n = rmp::decode::read_array_len(&mut self.input).map_err(value_err)?;
         if n != 2 {
             return Err(bad(format!("a record has {n} fields, not 2")));
         }
-        let seq: Seq = rmp::decode::read_int(&mut self.input).map_err(bad)?;
-        Ok(Some((seq, read_bin(&mut self.input)?)))
+        let seq: Seq = rmp::decode::read_int(&mut self.input).map_err(num_err)?;
+        Ok((seq, read_bin(&mut self.input)?))
     }
 }
 
 fn read_bin(input: &mut impl Read) -> Result<Option<Vec<u8>>, BundleError> {
+    use rmp::decode::RmpRead;
     use rmp::Marker;
-    let len = match rmp::decode::read_marker(input).map_err(|e| bad(format!("{e:?}")))? {
+    let len = match rmp::decode::read_marker(input).map_err(|e| BundleError::Io(e.0))? {
         Marker::Null => return Ok(None),
-        Marker::Bin8 => u32::from(rmp::decode::RmpRead::read_data_u8(input).map_err(bad)?),
-        Marker::Bin16 => u32::from(rmp::decode::RmpRead::read_data_u16(input).map_err(bad)?),
-        Marker::Bin32 => rmp::decode::RmpRead::read_data_u32(input).map_err(bad)?,
+        Marker::Bin8 => u32::from(input.read_data_u8().map_err(value_err)?),
+        Marker::Bin16 => u32::from(input.read_data_u16().map_err(value_err)?),
+        Marker::Bin32 => input.read_data_u32().map_err(value_err)?,
         other => return Err(bad(format!("expected binary data, found {other:?}"))),
     };
     let mut buf = vec![0u8; len as usize];
@@ -233,6 +291,44 @@ mod tests {
         assert_eq!(r.next_record().unwrap(), Some((5, Some(b"\x80".to_vec()))));
         assert_eq!(r.next_record().unwrap(), Some((6, None)));
         assert_eq!(r.next_record().unwrap(), None);
+    }
+
+    #[test]
+    fn a_bundle_cut_short_says_so_and_where() {
+        let header = Header {
+            source: "test".into(),
+            policy: String::new(),
+            policy_hash: "abc".into(),
+            selection: Selection::default(),
+            incident: None,
+            first_seq: 5,
+            lanes: vec![],
+        };
+        let mut w = Writer::new(Cursor::new(Vec::new()), &header, &[]).unwrap();
+        w.record(5, Some(b"\x80")).unwrap();
+        w.record(6, Some(&[0x81; 40])).unwrap();
+        w.mark();
+        let mut kept = Vec::new();
+        w.finish(|c, _| {
+            kept = c.into_inner();
+            Ok(())
+        })
+        .unwrap();
+        // Record 6 takes 44 bytes, the end mark 1.
+        for (cut, after) in [(1, 6), (2, 5), (20, 5), (44, 5), (45, 5)] {
+            let mut r = Reader::open(Cursor::new(kept[..kept.len() - cut].to_vec())).unwrap();
+            let e = loop {
+                match r.next_record() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("cut by {cut}: read to the end"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(e, BundleError::Truncated { after: a } if a == after),
+                "cut by {cut}: {e}"
+            );
+        }
     }
 
     #[test]
