@@ -267,7 +267,12 @@ async fn run_with(
 async fn a_panicking_agent_restarts_from_its_snapshot_and_decides_the_same() {
     let lines = events(future_base(), 600);
     let (specs, left) = flaky_specs("ev-450", 1);
-    let (dir, metrics) = run_with(specs, &lines, &[("snapshot_every", "40")]).await;
+    let (dir, metrics) = run_with(
+        specs,
+        &lines,
+        &[("snapshot_every", "40"), ("snapshot_min_interval_ms", "0")],
+    )
+    .await;
     assert_eq!(left.load(Ordering::SeqCst), 0, "the panic was injected");
     assert!(
         metrics.contains("faultline_agent_restarts_total{agent=\"breaker\"} 1"),
@@ -337,6 +342,9 @@ fn kill_9_twenty_times_while_publishing_over_http() {
         "max_ahead_s=7200".into(),
         "--set".into(),
         "snapshot_every=97".into(),
+        // Every 97 records, however fast they come: crashes land between snapshots.
+        "--set".into(),
+        "snapshot_min_interval_ms=0".into(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = dir.path().join("node.log");

@@ -57,6 +57,9 @@ fn start_node_with(nats: &NatsServer, dir: &Path, port: u16, extra: &[&str]) -> 
         "max_ahead_s=7200".to_owned(),
         "--set".to_owned(),
         "snapshot_every=97".to_owned(),
+        // Every 97 records, however fast they come: crashes land between snapshots.
+        "--set".to_owned(),
+        "snapshot_min_interval_ms=0".to_owned(),
     ];
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);

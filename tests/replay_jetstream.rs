@@ -40,7 +40,12 @@ fn a_jetstream_node_log_replays_exactly() {
     let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
     let backend = ["--nats", url.as_str()];
-    let extra = ["--set", "snapshot_every=97"];
+    let extra = [
+        "--set",
+        "snapshot_every=97",
+        "--set",
+        "snapshot_min_interval_ms=0",
+    ];
     let lines = events(future_base(), 600);
     let rt = runtime();
     let js = rt.block_on(async { jetstream::new(async_nats::connect(&url).await.unwrap()) });

@@ -3,9 +3,10 @@
 //! The actor pulls a batch of records, applies each to its one-agent engine,
 //! writes the decisions the batch caused (skipping any it finds it already
 //! wrote before a crash), and only then records progress and, every
-//! `snapshot_every` records or `snapshot_interval_s` seconds, a snapshot
-//! (encoded between batches, stored in the background: applying does not
-//! wait for a large state to reach the store).
+//! `snapshot_every` records (but at most once per `snapshot_min_interval_ms`)
+//! or `snapshot_interval_s` seconds, a snapshot (encoded between batches,
+//! stored in the background: applying does not wait for a large state to
+//! reach the store).
 //! A write that fails is retried with backoff, with the decisions kept in
 //! memory: losing NATS for a while delays decisions, it does not lose them
 //! or restart the agent. A panic while applying a record fails the actor; the
@@ -50,10 +51,8 @@ pub struct AgentArgs {
     pub shared: Arc<Shared>,
     /// The policy hash snapshots must carry.
     pub config_hash: String,
-    /// Snapshot after this many records...
-    pub snapshot_every: u64,
-    /// ... or this long.
-    pub snapshot_interval: Duration,
+    /// When to snapshot.
+    pub snapshots: SnapshotPolicy,
     /// Records this agent skips: they crashed it repeatedly and were parked.
     pub parked: BTreeSet<Seq>,
 }
@@ -209,12 +208,17 @@ impl Running {
             if seq <= self.applied {
                 continue;
             }
-            (self.hot.current).store(seq, std::sync::atomic::Ordering::SeqCst);
+            // Relaxed: only the supervisor reads it, after this task has
+            // ended (which orders it); a fence per record would cost more
+            // than most agents' apply.
+            (self.hot.current).store(seq, std::sync::atomic::Ordering::Relaxed);
             match record {
                 Ok(event) if !self.args.parked.contains(&seq) => {
                     let decisions = engine.replay_one(seq, event);
                     applied_here += 1;
-                    if event.source == self.hot.source {
+                    // The type first: it sits in the record itself, while the
+                    // source string is a cold read for every input.
+                    if event.event_type().is_decision() && event.source == self.hot.source {
                         self.args.shared.observe_decision(event);
                     }
                     for d in decisions {
@@ -276,14 +280,34 @@ impl Running {
                 s.caught_up = true;
             }
         });
-        let due = self.since_snapshot >= self.args.snapshot_every
-            || (self.since_snapshot > 0
-                && self.last_snapshot.elapsed() >= self.args.snapshot_interval);
-        if due {
+        if (self.args.snapshots).due(self.since_snapshot, self.last_snapshot.elapsed()) {
             self.snapshot_in_background();
         }
         (self.hot.snapshot_age).set(self.last_snapshot.elapsed().as_secs_f64());
         Ok(n)
+    }
+}
+
+/// When an agent snapshots (the node's `snapshot_*` settings).
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotPolicy {
+    /// After this many records...
+    pub every: u64,
+    /// ... but never more often than this: while catching up on a backlog,
+    /// `every` records go by in milliseconds, and encoding and storing a
+    /// state of hundreds of kB that often costs more than the replay it
+    /// would save.
+    pub min_interval: Duration,
+    /// ... and at least this often while records come in.
+    pub interval: Duration,
+}
+
+impl SnapshotPolicy {
+    /// Whether a snapshot is due after `records` applied over `elapsed`
+    /// since the last one.
+    pub fn due(&self, records: u64, elapsed: Duration) -> bool {
+        (records >= self.every && elapsed >= self.min_interval)
+            || (records > 0 && elapsed >= self.interval)
     }
 }
 
@@ -370,5 +394,36 @@ impl Actor for AgentActor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(every: u64, min_ms: u64, interval_s: u64) -> SnapshotPolicy {
+        SnapshotPolicy {
+            every,
+            min_interval: Duration::from_millis(min_ms),
+            interval: Duration::from_secs(interval_s),
+        }
+    }
+
+    #[test]
+    fn snapshots_every_n_records_but_not_more_often_than_the_minimum_interval() {
+        let p = policy(10_000, 1000, 60);
+        let ms = Duration::from_millis;
+        // A backlog: 10,000 records in 50 ms are not enough on their own...
+        assert!(!p.due(10_000, ms(50)));
+        assert!(!p.due(190_000, ms(999)));
+        // ... once the minimum interval has passed they are.
+        assert!(p.due(10_000, ms(1000)));
+        // Fewer records: only the long interval makes a snapshot due.
+        assert!(!p.due(9_999, Duration::from_secs(59)));
+        assert!(p.due(1, Duration::from_secs(60)));
+        // Nothing applied: nothing to snapshot, however long.
+        assert!(!p.due(0, Duration::from_secs(3600)));
+        // No minimum: every `snapshot_every` records, as fast as they come.
+        assert!(policy(10_000, 0, 60).due(10_000, ms(0)));
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{ConfigError, ConfigProblem, Problems};
 
 /// Every `[node]` key, as written in the file; the environment variable is
 /// `FAULTLINE_` + the key upper-cased.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "data",
     "http",
     "nats_url",
@@ -31,6 +31,7 @@ pub const KEYS: [&str; 31] = [
     "max_age_s",
     "snapshot_every",
     "snapshot_interval_s",
+    "snapshot_min_interval_ms",
     "max_ahead_s",
     "max_body_bytes",
     "shutdown_timeout_s",
@@ -68,6 +69,7 @@ pub struct RawNode {
     max_age_s: Option<u64>,
     snapshot_every: Option<u64>,
     snapshot_interval_s: Option<u64>,
+    snapshot_min_interval_ms: Option<u64>,
     max_ahead_s: Option<u64>,
     max_body_bytes: Option<u64>,
     shutdown_timeout_s: Option<u64>,
@@ -163,6 +165,12 @@ pub struct NodeSettings {
     pub snapshot_every: u64,
     /// ... or after this many seconds with records applied. Default 60.
     pub snapshot_interval_s: u64,
+    /// Never more often than once per this many milliseconds: an agent
+    /// catching up on a backlog at 200,000 records/s would otherwise encode
+    /// and store its whole state 20 times a second, while a restart replays
+    /// one second of records in about a second. 0 snapshots on every
+    /// `snapshot_every`. Default 1000.
+    pub snapshot_min_interval_ms: u64,
     /// Input timed more than this many seconds ahead of the wall clock is rejected. Default 300.
     pub max_ahead_s: u64,
     /// Largest HTTP ingest body, bytes. Default 8 MiB.
@@ -249,6 +257,7 @@ impl RawNode {
             "max_age_s" => self.max_age_s = number(),
             "snapshot_every" => self.snapshot_every = number(),
             "snapshot_interval_s" => self.snapshot_interval_s = number(),
+            "snapshot_min_interval_ms" => self.snapshot_min_interval_ms = number(),
             "max_ahead_s" => self.max_ahead_s = number(),
             "max_body_bytes" => self.max_body_bytes = number(),
             "shutdown_timeout_s" => self.shutdown_timeout_s = number(),
@@ -293,6 +302,7 @@ impl RawNode {
             max_age_s,
             snapshot_every,
             snapshot_interval_s,
+            snapshot_min_interval_ms,
             max_ahead_s,
             max_body_bytes,
             shutdown_timeout_s,
@@ -382,6 +392,20 @@ impl NodeSettings {
                 );
             }
         }
+        if let (Some(ms), s) = (
+            raw.snapshot_min_interval_ms,
+            raw.snapshot_interval_s.unwrap_or(60),
+        ) {
+            if ms > s.saturating_mul(1000) {
+                problems.add(
+                    "node.snapshot_min_interval_ms",
+                    format!(
+                        "{ms} ms is longer than snapshot_interval_s ({s} s); make it at most {}",
+                        s * 1000
+                    ),
+                );
+            }
+        }
         let replicas = raw.replicas.unwrap_or(1);
         if replicas != 1 && replicas != 3 {
             problems.add("node.replicas", format!("{replicas} must be 1 or 3"));
@@ -468,6 +492,7 @@ impl NodeSettings {
                 "snapshot_interval_s",
                 problems,
             ),
+            snapshot_min_interval_ms: raw.snapshot_min_interval_ms.unwrap_or(1000),
             max_ahead_s: raw.max_ahead_s.unwrap_or(300),
             max_body_bytes: at_least(
                 raw.max_body_bytes,
@@ -543,6 +568,7 @@ mod tests {
         assert_eq!(s.http.to_string(), "127.0.0.1:7070");
         assert_eq!(s.nats_url, None);
         assert_eq!((s.snapshot_every, s.snapshot_interval_s), (10_000, 60));
+        assert_eq!(s.snapshot_min_interval_ms, 1000);
         assert_eq!(
             (s.restart_limit, s.restart_window_s, s.crash_limit),
             (5, 60, 3)
@@ -594,6 +620,25 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn the_snapshot_minimum_interval_must_fit_in_the_snapshot_interval() {
+        let file = raw_from_toml(
+            "[node]\nsnapshot_interval_s = 30\nsnapshot_min_interval_ms = 45000\n",
+            "f.toml",
+        )
+        .unwrap();
+        let err = NodeSettings::from_layers(&file, &[], &RawNode::default()).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "node.snapshot_min_interval_ms: 45000 ms is longer than snapshot_interval_s (30 s)"
+            ),
+            "{err}"
+        );
+        let env = env(&[("FAULTLINE_SNAPSHOT_MIN_INTERVAL_MS", "0")]);
+        let s = NodeSettings::from_layers(&file, &env, &RawNode::default()).unwrap();
+        assert_eq!(s.snapshot_min_interval_ms, 0);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::agent_actor::{AgentActor, AgentArgs, AgentMsg};
+use super::agent_actor::{AgentActor, AgentArgs, AgentMsg, SnapshotPolicy};
 use super::backend::Backend;
 use super::ingest::{IngestActor, IngestArgs};
 use super::metrics::Metrics;
@@ -138,7 +138,7 @@ impl SupState {
     /// The record an agent was applying when it failed, if it was applying one.
     fn culprit(&self, agent: &str) -> Option<Seq> {
         let s = self.args.shared.statuses().get(agent).cloned()?;
-        let current = s.current.load(std::sync::atomic::Ordering::SeqCst);
+        let current = s.current.load(std::sync::atomic::Ordering::Relaxed);
         (current > s.applied).then_some(current)
     }
 
@@ -210,8 +210,13 @@ impl Actor for NodeSupervisor {
                 backend: state.args.backend.clone(),
                 shared: state.args.shared.clone(),
                 config_hash: state.args.config_hash.clone(),
-                snapshot_every: state.args.settings.snapshot_every,
-                snapshot_interval: Duration::from_secs(state.args.settings.snapshot_interval_s),
+                snapshots: SnapshotPolicy {
+                    every: state.args.settings.snapshot_every,
+                    min_interval: Duration::from_millis(
+                        state.args.settings.snapshot_min_interval_ms,
+                    ),
+                    interval: Duration::from_secs(state.args.settings.snapshot_interval_s),
+                },
                 parked: BTreeSet::new(),
             })
             .collect();
