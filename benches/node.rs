@@ -106,12 +106,7 @@ fn main() {
     // The node runs in a runtime of its own, as under `faultline run`;
     // publishers and probes in another, so that they compete with the node
     // for the cores (as other processes would), not for its task queue.
-    let node_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("node")
-        .enable_all()
-        .build()
-        .unwrap();
+    let node_rt = faultline::node::runtime(Some(2)).unwrap();
     let node_handle = node_rt.handle().clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

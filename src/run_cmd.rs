@@ -53,10 +53,8 @@ pub fn run(config_path: Option<&Path>, flags: &[(String, String)]) -> Result<()>
         }
     };
     init_logging(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow!("cannot start the runtime: {e}"))?;
+    let runtime =
+        crate::node::runtime(None).map_err(|e| anyhow!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let specs = agent_specs(&config);
         let node = Node::start(settings, config, specs).await?;
