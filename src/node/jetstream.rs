@@ -477,11 +477,30 @@ async fn ensure_stream(
 }
 
 /// Reads the stream in order through an ordered consumer.
+///
+/// A task of its own drains the consumer as messages arrive, a few batches
+/// ahead of the reader: the consumer asks the server for more only when it
+/// is polled, so a reader busy decoding (or a worker busy with agents) would
+/// otherwise leave the server idle between pulls. The task ends when the
+/// reader is dropped, and drops the consumer inside its runtime.
 pub struct JsReader {
-    messages: consumer::pull::Ordered,
-    /// Stream sequence of the last message read (start − 1 before any).
+    batches: tokio::sync::mpsc::Receiver<Result<Vec<RawMsg>, NodeError>>,
+    /// Read ahead and not yet handed out.
+    ahead: std::collections::VecDeque<RawMsg>,
+    drain: tokio::task::JoinHandle<()>,
+    /// Stream sequence of the last message handed out (start − 1 before any).
     pub position: Seq,
     prefix: String,
+}
+
+/// Batches the drain task keeps ready (of up to [`DRAIN_BATCH`] messages).
+const AHEAD: usize = 4;
+const DRAIN_BATCH: usize = 512;
+
+impl Drop for JsReader {
+    fn drop(&mut self) {
+        self.drain.abort();
+    }
 }
 
 impl JsReader {
@@ -517,8 +536,11 @@ impl JsReader {
             .messages()
             .await
             .map_err(|e| nats_err("consuming")(e.to_string()))?;
+        let (tx, batches) = tokio::sync::mpsc::channel(AHEAD);
         Ok(Self {
-            messages,
+            batches,
+            ahead: std::collections::VecDeque::new(),
+            drain: tokio::spawn(drain(messages, tx)),
             position: from.max(1) - 1,
             prefix: prefix.to_owned(),
         })
@@ -530,40 +552,26 @@ impl JsReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<RawMsg>, NodeError> {
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, self.messages.next()).await {
-            Err(_) | Ok(None) => return Ok(out),
-            Ok(Some(m)) => m,
-        };
-        self.push(first, &mut out)?;
-        while out.len() < max {
-            match futures_util::FutureExt::now_or_never(self.messages.next()) {
-                Some(Some(m)) => self.push(m, &mut out)?,
-                _ => break,
+        if self.ahead.is_empty() {
+            match tokio::time::timeout(wait, self.batches.recv()).await {
+                Err(_) => return Ok(Vec::new()),
+                Ok(None) => {
+                    return Err(nats_err("reading the stream")("the reader stopped".into()))
+                }
+                Ok(Some(batch)) => self.ahead.extend(batch?),
             }
         }
+        while self.ahead.len() < max {
+            match self.batches.try_recv() {
+                Ok(batch) => self.ahead.extend(batch?),
+                Err(_) => break,
+            }
+        }
+        let out: Vec<RawMsg> = self.ahead.drain(..max.min(self.ahead.len())).collect();
+        if let Some(m) = out.last() {
+            self.position = m.seq;
+        }
         Ok(out)
-    }
-
-    fn push(
-        &mut self,
-        m: Result<jetstream::Message, consumer::pull::OrderedError>,
-        out: &mut Vec<RawMsg>,
-    ) -> Result<(), NodeError> {
-        let m = m.map_err(|e| nats_err("reading the stream")(e.to_string()))?;
-        let seq = m
-            .info()
-            .map_err(|e| nats_err("message metadata")(e.to_string()))?
-            .stream_sequence;
-        self.position = seq;
-        let m = m.message;
-        out.push(RawMsg {
-            seq,
-            subject: m.subject.to_string(),
-            headers: m.headers,
-            payload: m.payload,
-        });
-        Ok(())
     }
 
     /// Up to `max` decoded records; waits up to `wait` for the first.
@@ -578,6 +586,55 @@ impl JsReader {
             .map(|m| (m.seq, decode(&self.prefix, &m)))
             .collect())
     }
+}
+
+/// Drains `messages` into `tx` in batches, as they arrive, until the
+/// reader is gone or the consumer fails (the error is passed on).
+async fn drain(
+    mut messages: consumer::pull::Ordered,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<RawMsg>, NodeError>>,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = tx.closed() => return,
+            m = messages.next() => m,
+        };
+        let Some(first) = first else { return };
+        let mut batch = Vec::with_capacity(DRAIN_BATCH);
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match raw_msg(m) {
+                Ok(m) => batch.push(m),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+            if batch.len() < DRAIN_BATCH {
+                next = futures_util::FutureExt::now_or_never(messages.next()).flatten();
+            }
+        }
+        if tx.send(Ok(batch)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn raw_msg(
+    m: Result<jetstream::Message, consumer::pull::OrderedError>,
+) -> Result<RawMsg, NodeError> {
+    let m = m.map_err(|e| nats_err("reading the stream")(e.to_string()))?;
+    let seq = m
+        .info()
+        .map_err(|e| nats_err("message metadata")(e.to_string()))?
+        .stream_sequence;
+    let m = m.message;
+    Ok(RawMsg {
+        seq,
+        subject: m.subject.to_string(),
+        headers: m.headers,
+        payload: m.payload,
+    })
 }
 
 /// A stream message before decoding.
