@@ -401,7 +401,7 @@ impl NodeSettings {
                     "node.snapshot_min_interval_ms",
                     format!(
                         "{ms} ms is longer than snapshot_interval_s ({s} s); make it at most {}",
-                        s * 1000
+                        s.saturating_mul(1000)
                     ),
                 );
             }
