@@ -185,11 +185,19 @@ impl Feed {
             .filter(|done| done + 1 >= first)
             .min()
             .unwrap_or(w.head.saturating_sub(1));
+        let mut gone = Vec::new();
         while w.chunks.front().is_some_and(|c| c[c.len() - 1].0 <= floor) {
-            let gone = w.chunks.pop_front().map_or(0, |c| c.len());
-            w.records -= gone;
+            let chunk = w.chunks.pop_front().expect("checked above");
+            w.records -= chunk.len();
+            gone.push(chunk);
         }
-        w.records
+        let left = w.records;
+        // Freed after the lock is released: dropping the last reference
+        // to a chunk frees 512 decoded records, and readers taking batches
+        // (which block their worker thread on this lock) need not wait for it.
+        drop(w);
+        drop(gone);
+        left
     }
 
     fn push(&self, batch: Vec<Record>, head: Seq) {
