@@ -25,7 +25,9 @@ mod agent;
 mod replay;
 mod snapshot;
 
-pub use agent::{decode_state, encode_state, map_view, services_view, slot, Agent, Proposal};
+pub use agent::{
+    decode_state, encode_state, in_slot, map_view, services_view, slot, Agent, Proposal,
+};
 pub use replay::{Divergence, LiveDivergence};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT};
 

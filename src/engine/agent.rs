@@ -82,6 +82,22 @@ pub fn decode_state<T: DeserializeOwned>(bytes: &[u8], agent: &str) -> Result<T,
     rmp_serde::from_slice(bytes).map_err(|e| format!("{agent} state does not decode: {e}"))
 }
 
+/// Runs `f` on the value under `key`, made by `make` first if absent: one
+/// search when the key exists (what [`slot`] cannot do, since the value it
+/// returns would have to outlive the search that found it), and an
+/// allocation only when it is new. For the per-event path of agents.
+pub fn in_slot<V, R>(
+    map: &mut std::collections::BTreeMap<String, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+    f: impl FnOnce(&mut V) -> R,
+) -> R {
+    match map.get_mut(key) {
+        Some(v) => f(v),
+        None => f(map.entry(key.to_owned()).or_insert_with(make)),
+    }
+}
+
 /// The value under `key`, inserted as default first if absent. Unlike
 /// `entry(key.to_owned())` it allocates only when the key is new, which
 /// matters on the per-event path of every agent.

@@ -16,7 +16,7 @@ use super::classify;
 use super::config::{BreakerConfig, Settings};
 use super::system::SystemView;
 use super::window::Tally;
-use crate::engine::{decode_state, encode_state, Agent, Proposal};
+use crate::engine::{decode_state, encode_state, in_slot, Agent, Proposal};
 use crate::events::decision::{BreakerDecision, BreakerState, BreakerTrigger};
 use crate::events::observation::{Command, Scope};
 use crate::events::subject::SYSTEM_SUBJECT;
@@ -95,32 +95,26 @@ impl BreakerAgent {
     }
 }
 
-fn circuit<'a>(
-    st: &'a mut BreakerMemory,
+/// Runs `f` on the circuit of `scope` for `service` (and `sub`), made from
+/// `s` first if there is none: every request comes here once per scope, so
+/// each map is searched once.
+fn on_circuit<R>(
+    st: &mut BreakerMemory,
     scope: Scope,
     service: &str,
     sub: &str,
     s: &Settings,
-) -> &'a mut Circuit {
-    let nested = |m: &'a mut BTreeMap<String, BTreeMap<String, Circuit>>| {
-        if !m.contains_key(service) {
-            m.insert(service.to_owned(), BTreeMap::new());
-        }
-        let inner = m.get_mut(service).expect("just inserted");
-        if !inner.contains_key(sub) {
-            inner.insert(sub.to_owned(), Circuit::new(s));
-        }
-        inner.get_mut(sub).expect("just inserted")
-    };
+    f: impl FnOnce(&mut Circuit) -> R,
+) -> R {
+    let make = || Circuit::new(s);
     match scope {
-        Scope::Service | Scope::System => {
-            if !st.services.contains_key(service) {
-                st.services.insert(service.to_owned(), Circuit::new(s));
-            }
-            st.services.get_mut(service).expect("just inserted")
-        }
-        Scope::Edge => nested(&mut st.edges),
-        Scope::Instance => nested(&mut st.instances),
+        Scope::Service | Scope::System => in_slot(&mut st.services, service, make, f),
+        Scope::Edge => in_slot(&mut st.edges, service, BTreeMap::new, |m| {
+            in_slot(m, sub, make, f)
+        }),
+        Scope::Instance => in_slot(&mut st.instances, service, BTreeMap::new, |m| {
+            in_slot(m, sub, make, f)
+        }),
     }
 }
 
@@ -149,10 +143,11 @@ impl BreakerAgent {
         } else {
             self.config.settings(service)
         };
-        let c = circuit(&mut self.state, scope, service, sub, s);
-        let before = c.deadline();
-        let change = f(c, s);
-        let after = c.deadline();
+        let (before, change, after) = on_circuit(&mut self.state, scope, service, sub, s, |c| {
+            let before = c.deadline();
+            let change = f(c, s);
+            (before, change, c.deadline())
+        });
         if before != after {
             if let Some(d) = before {
                 self.state

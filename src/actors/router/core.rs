@@ -186,25 +186,41 @@ impl RouterAgent {
         true
     }
 
-    /// Tallies an outcome; returns whether the routing table or the timers
-    /// may have changed (a new host, a new analysis timer, an ejection).
+    /// A host seen in an observation: learned (new, or in a new region) and
+    /// its outcomes tallied. Returns whether the routing table or the timers
+    /// may have changed (a new host, a move, a new analysis timer, an
+    /// ejection).
+    ///
+    /// Every request and window comes here, so each map is searched once
+    /// (a name is copied only when it is new).
     fn outcome(
         &mut self,
         service: &str,
         id: &str,
+        region: Option<&String>,
         now: Timestamp,
-        requests: u64,
-        failures: u64,
+        (requests, failures): (u64, u64),
     ) -> bool {
         let interval = self.config.interval_ms;
         let threshold = u64::from(self.config.consecutive_5xx);
-        let s = self.service(service);
+        let services = &mut self.state.services;
+        let s = match services.get_mut(service) {
+            Some(s) => s,
+            None => services.entry(service.to_owned()).or_default(),
+        };
         let mut changed = false;
         if s.next_analysis.is_none() {
             s.next_analysis = Some(now.plus_millis(interval));
             changed = true;
         }
-        let h = slot(&mut s.hosts, id);
+        let h = match s.hosts.get_mut(id) {
+            Some(h) => h,
+            None => {
+                changed = true;
+                s.hosts.entry(id.to_owned()).or_default()
+            }
+        };
+        changed |= learn(h, region);
         h.signal = true;
         h.requests += requests;
         h.failures += failures.min(requests);
@@ -390,25 +406,15 @@ impl Agent for RouterAgent {
         let subject = record.subject.as_str();
         let touched = match &record.data {
             Data::Request(r) => match (&r.instance, r.failed()) {
-                (Some(id), Some(f)) => {
-                    let new = !self.knows(subject, id);
-                    let h = self.host(subject, id);
-                    let moved = learn(h, r.region.as_ref());
-                    let changed = self.outcome(subject, id, now, 1, u64::from(f));
-                    (new || moved || changed).then(|| subject.to_owned())
-                }
+                (Some(id), Some(f)) => self
+                    .outcome(subject, id, r.region.as_ref(), now, (1, u64::from(f)))
+                    .then(|| subject.to_owned()),
                 _ => None,
             },
-            Data::Window(w) => match &w.instance {
-                Some(id) => {
-                    let new = !self.knows(subject, id);
-                    let h = self.host(subject, id);
-                    let moved = learn(h, w.region.as_ref());
-                    let changed = self.outcome(subject, id, now, w.requests, w.errors);
-                    (new || moved || changed).then(|| subject.to_owned())
-                }
-                None => None,
-            },
+            Data::Window(w) => w.instance.as_ref().and_then(|id| {
+                self.outcome(subject, id, w.region.as_ref(), now, (w.requests, w.errors))
+                    .then(|| subject.to_owned())
+            }),
             Data::Health(hl) => hl.instance.as_ref().and_then(|id| {
                 let new = !self.knows(subject, id);
                 let h = self.host(subject, id);
