@@ -226,6 +226,19 @@ impl Shared {
             .clone()
     }
 
+    /// Sets each agent's `consumer_lag` against `last`, the log's last
+    /// sequence; returns the statuses it looked at.
+    pub fn set_lag(&self, last: Seq) -> BTreeMap<&'static str, AgentStatus> {
+        let statuses = self.statuses();
+        for (name, s) in &statuses {
+            self.metrics
+                .lag
+                .get_or_create(&Metrics::agent(name))
+                .set(last.saturating_sub(s.applied) as i64);
+        }
+        statuses
+    }
+
     /// `agent`'s view of `service` as a JSON body and HTTP status.
     pub fn state_answer(&self, agent: &str, service: Option<&str>) -> (u16, Vec<u8>) {
         self.views.answer(&self.running, agent, service)

@@ -2,7 +2,8 @@
 //! a plain NATS client publishing JSON gets the decisions `faultline
 //! process` makes; invalid messages land in the DLQ with their reason and
 //! the node keeps going; 20 SIGKILLs while publishing lose and duplicate
-//! nothing; a nats-server restart during ingest loses nothing acknowledged.
+//! nothing; a nats-server restart during ingest loses nothing acknowledged;
+//! a consumer that stops delivering is noticed and replaced.
 
 // Integration tests around real processes: deadlines need the clock.
 #![allow(clippy::disallowed_methods)]
@@ -81,6 +82,24 @@ async fn publish_all(
         }
         progress.store(i + 1, Ordering::SeqCst);
     }
+}
+
+/// Waits until `node` has applied everything (within `idle_within`), stops
+/// it gracefully, and checks the log it wrote against `lines`.
+fn finish(
+    mut node: NodeProc,
+    nats: &NatsServer,
+    rt: &tokio::runtime::Runtime,
+    lines: &[String],
+    idle_within: Duration,
+) {
+    node.wait_idle(idle_within);
+    assert!(
+        node.terminate(Duration::from_secs(10)),
+        "graceful stop within 10 s"
+    );
+    let records = rt.block_on(read_stream(&nats.url(), "FAULTLINE"));
+    check_log(&records, lines);
 }
 
 #[test]
@@ -216,23 +235,17 @@ fn kill_9_twenty_times_while_publishing_to_jetstream() {
             std::thread::sleep(Duration::from_millis(1200));
         }
     }
-    let mut node = start_node_with(&nats, dir.path(), port, &window);
+    let node = start_node_with(&nats, dir.path(), port, &window);
     rt.block_on(publisher).unwrap();
     assert_eq!(progress.load(Ordering::SeqCst), lines.len());
-    node.wait_idle(Duration::from_secs(90));
-    assert!(
-        node.terminate(Duration::from_secs(10)),
-        "graceful stop within 10 s"
-    );
-    let records = rt.block_on(read_stream(&nats.url(), "FAULTLINE"));
-    check_log(&records, &lines);
+    finish(node, &nats, &rt, &lines, Duration::from_secs(90));
 }
 
 #[test]
 fn nats_server_restart_during_ingest_loses_nothing_acknowledged() {
     let mut nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = start_node(&nats, dir.path(), free_port());
+    let node = start_node(&nats, dir.path(), free_port());
     let lines = events(future_base(), 900);
     let rt = runtime();
     let progress = Arc::new(AtomicUsize::new(0));
@@ -258,11 +271,40 @@ fn nats_server_restart_during_ingest_loses_nothing_acknowledged() {
     }
     nats.restart();
     rt.block_on(publisher).unwrap();
-    node.wait_idle(Duration::from_secs(90));
-    assert!(
-        node.terminate(Duration::from_secs(10)),
-        "graceful stop within 10 s"
-    );
-    let records = rt.block_on(read_stream(&nats.url(), "FAULTLINE"));
-    check_log(&records, &lines);
+    finish(node, &nats, &rt, &lines, Duration::from_secs(90));
+}
+
+#[test]
+fn a_consumer_that_stops_delivering_is_reopened() {
+    // An ordered consumer can go quiet without an error (after a server
+    // restart, now and then). A paused consumer is the same to its reader:
+    // the stream grows and nothing arrives. The node must notice and read on.
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(&nats, dir.path(), free_port());
+    let lines = events(future_base(), 300);
+    let rt = runtime();
+    let js = rt.block_on(async { jetstream::new(async_nats::connect(nats.url()).await.unwrap()) });
+    let send = |range: std::ops::Range<usize>| {
+        rt.block_on(async {
+            for i in range {
+                publish(&js, &format!("ev-{i}"), &lines[i]).await.unwrap();
+            }
+        })
+    };
+    send(0..100);
+    node.wait_idle(Duration::from_secs(60));
+    let paused = rt.block_on(async {
+        let stream = js.get_stream("FAULTLINE").await.unwrap();
+        let names: Vec<String> = stream.consumer_names().map(|n| n.unwrap()).collect().await;
+        let until = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        for name in &names {
+            stream.pause_consumer(name, until).await.unwrap();
+        }
+        names.len()
+    });
+    assert!(paused > 0, "the node reads through a consumer");
+    send(100..lines.len());
+    // Within a few stall checks, not the consumer's own heartbeat timeouts.
+    finish(node, &nats, &rt, &lines, Duration::from_secs(20));
 }

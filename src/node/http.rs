@@ -375,6 +375,12 @@ async fn ready(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    // Lag against the log as it is now, not as the ticker last saw it: a
+    // scrape is what alerts on a stuck node, so it must not read a value
+    // left from before the node got stuck.
+    if let Ok(last) = app.backend.last_seq().await {
+        app.shared.set_lag(last);
+    }
     (
         [(
             header::CONTENT_TYPE,

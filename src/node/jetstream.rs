@@ -483,6 +483,14 @@ async fn ensure_stream(
 /// is polled, so a reader busy decoding (or a worker busy with agents) would
 /// otherwise leave the server idle between pulls. The task ends when the
 /// reader is dropped, and drops the consumer inside its runtime.
+///
+/// An ordered consumer can stall without an error: after a server restart
+/// it may wait for a pull that the new server never answers (seen in about
+/// one restart in thirty), and a node reading from it would sit idle, and
+/// report itself caught up, while the stream grows. So a reader of the
+/// whole stream that has received nothing for [`STALL_CHECK`] asks the
+/// server for the stream's last sequence, and fails (its owner reopens it)
+/// when the stream holds records it has not delivered.
 pub struct JsReader {
     batches: tokio::sync::mpsc::Receiver<Result<Vec<RawMsg>, NodeError>>,
     /// Read ahead and not yet handed out.
@@ -491,7 +499,16 @@ pub struct JsReader {
     /// Stream sequence of the last message handed out (start − 1 before any).
     pub position: Seq,
     prefix: String,
+    /// The stream, to check a quiet reader against; `None` for a reader of
+    /// some subjects only (the stream's last record may not be theirs).
+    stall_check: Option<stream::Stream>,
+    /// Since when nothing has arrived (or the last stall check).
+    quiet_since: std::time::Instant,
 }
+
+/// How long a reader of the whole stream may receive nothing before it
+/// checks whether the stream holds records it should have delivered.
+pub const STALL_CHECK: Duration = Duration::from_secs(2);
 
 /// Batches the drain task keeps ready (of up to [`DRAIN_BATCH`] messages).
 const AHEAD: usize = 4;
@@ -522,6 +539,7 @@ impl JsReader {
         from: Seq,
         filter: String,
     ) -> Result<Self, NodeError> {
+        let whole = filter.is_empty();
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -543,7 +561,33 @@ impl JsReader {
             drain: tokio::spawn(drain(messages, tx)),
             position: from.max(1) - 1,
             prefix: prefix.to_owned(),
+            stall_check: whole.then(|| stream.clone()),
+            quiet_since: std::time::Instant::now(),
         })
+    }
+
+    /// Fails if nothing has arrived for [`STALL_CHECK`] although the stream
+    /// holds records after [`JsReader::position`].
+    async fn check_stalled(&mut self) -> Result<(), NodeError> {
+        let Some(stream) = &self.stall_check else {
+            return Ok(());
+        };
+        if self.quiet_since.elapsed() < STALL_CHECK {
+            return Ok(());
+        }
+        self.quiet_since = std::time::Instant::now();
+        let last = (stream.get_info().await)
+            .map_err(|e| nats_err("checking a quiet reader")(e.to_string()))?
+            .state
+            .last_sequence;
+        if last > self.position {
+            return Err(nats_err("reading the stream")(format!(
+                "the consumer delivered nothing for {} s although the stream holds records up to {last} and it has read up to {}",
+                STALL_CHECK.as_secs(),
+                self.position
+            )));
+        }
+        Ok(())
     }
 
     /// Up to `max` undecoded messages; waits up to `wait` for the first.
@@ -554,7 +598,7 @@ impl JsReader {
     ) -> Result<Vec<RawMsg>, NodeError> {
         if self.ahead.is_empty() {
             match tokio::time::timeout(wait, self.batches.recv()).await {
-                Err(_) => return Ok(Vec::new()),
+                Err(_) => return self.check_stalled().await.map(|()| Vec::new()),
                 Ok(None) => {
                     return Err(nats_err("reading the stream")("the reader stopped".into()))
                 }
@@ -570,6 +614,7 @@ impl JsReader {
         let out: Vec<RawMsg> = self.ahead.drain(..max.min(self.ahead.len())).collect();
         if let Some(m) = out.last() {
             self.position = m.seq;
+            self.quiet_since = std::time::Instant::now();
         }
         Ok(out)
     }

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::backend::Backend;
-use super::metrics::Metrics;
 use super::{wall_now, Shared};
 use crate::events::Timestamp;
 
@@ -78,14 +77,7 @@ impl Actor for Ticker {
         let Ok(last) = state.args.backend.last_seq().await else {
             return Ok(());
         };
-        let statuses = shared.statuses();
-        for (name, s) in &statuses {
-            shared
-                .metrics
-                .lag
-                .get_or_create(&Metrics::agent(name))
-                .set(last.saturating_sub(s.applied) as i64);
-        }
+        let statuses = shared.set_lag(last);
         let idle = statuses.values().all(|s| s.caught_up && s.applied >= last);
         let deadline = statuses.values().filter_map(|s| s.deadline).min();
         if let Some(d) = deadline.filter(|d| idle && *d <= wall_now() && Some(*d) > state.last_tick)
