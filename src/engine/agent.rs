@@ -120,32 +120,32 @@ mod tests {
     fn in_slot_makes_a_value_only_for_a_new_key() {
         let mut map: BTreeMap<String, u32> = BTreeMap::from([("a".to_owned(), 1)]);
         let mut made = 0;
-        let got = in_slot(
-            &mut map,
-            "a",
-            || {
-                made += 1;
-                10
-            },
-            |v| {
-                *v += 1;
-                *v
-            },
+        // Adds one to the value under `key`, making 10 first for a new key.
+        let mut bump = |map: &mut BTreeMap<String, u32>, key: &str| {
+            let got = in_slot(
+                map,
+                key,
+                || {
+                    made += 1;
+                    10
+                },
+                |v| {
+                    *v += 1;
+                    *v
+                },
+            );
+            (got, made)
+        };
+        assert_eq!(
+            bump(&mut map, "a"),
+            (2, 0),
+            "an existing value is used as it is"
         );
-        assert_eq!((got, made), (2, 0), "an existing value is used as it is");
-        let got = in_slot(
-            &mut map,
-            "b",
-            || {
-                made += 1;
-                10
-            },
-            |v| {
-                *v += 1;
-                *v
-            },
+        assert_eq!(
+            bump(&mut map, "b"),
+            (11, 1),
+            "a new key gets a made value first"
         );
-        assert_eq!((got, made), (11, 1), "a new key gets a made value first");
         assert_eq!(
             map,
             BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 11)])
