@@ -486,8 +486,8 @@ async fn ensure_stream(
 ///
 /// An ordered consumer can stall without an error: after a server restart
 /// it may wait for a pull that the new server never answers (seen after 4
-/// of about 280 restarts in a test loop), and a node reading from it would sit idle, and
-/// report itself caught up, while the stream grows. So a reader of the
+/// of about 280 restarts in a test loop), and a node reading from it would
+/// sit idle, and report itself caught up, while the stream grows. So a reader of the
 /// whole stream that has received nothing for [`STALL_CHECK`] asks the
 /// server for the stream's last sequence, and fails (its owner reopens it)
 /// when the stream holds records it has not delivered.
