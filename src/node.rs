@@ -51,6 +51,7 @@ pub mod settings;
 pub mod state;
 pub mod supervisor;
 pub mod ticker;
+pub mod writes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,12 +1,14 @@
 //! The shell around one agent: read the log, apply, write decisions, snapshot.
 //!
 //! The actor pulls a batch of records, applies each to its one-agent engine,
-//! writes the decisions the batch caused (skipping any it finds it already
-//! wrote before a crash), and only then records progress and, every
-//! `snapshot_every` records (but at most once per `snapshot_min_interval_ms`)
-//! or `snapshot_interval_s` seconds, a snapshot (encoded between batches,
-//! stored in the background: applying does not wait for a large state to
-//! reach the store).
+//! sends the decisions the batch caused (skipping any it finds it already
+//! wrote before a crash) without waiting for the log to acknowledge them
+//! ([`Writes`]), and goes on with the next batch. Every `snapshot_every`
+//! records (but at most once per `snapshot_min_interval_ms`) or
+//! `snapshot_interval_s` seconds it encodes a snapshot between batches and
+//! stores it in the background once every decision sent before it is
+//! durable: applying never waits for a large state to reach the store, and
+//! a snapshot never covers a decision the log might not have.
 //! A write that fails is retried with backoff, with the decisions kept in
 //! memory: losing NATS for a while delays decisions, it does not lose them
 //! or restart the agent. A panic while applying a record fails the actor; the
@@ -22,10 +24,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::backend::{Backend, Reader};
 use super::feed::{Batch, Take};
 use super::metrics::{DecisionLabel, Metrics};
+use super::writes::Writes;
 use super::{AgentSpec, NodeError, Shared};
 use crate::engine::Engine;
 use crate::events::{Event, Timestamp};
-use crate::log::Seq;
+use crate::log::{Seq, Snapshot};
 
 /// Records read per batch.
 const BATCH: usize = 512;
@@ -70,8 +73,13 @@ pub struct Running {
     reader: Option<(Reader, Seq)>,
     /// Decisions found in the log after the snapshot: not to be written again.
     written: HashSet<String>,
-    /// Decisions made but not yet durable.
+    /// Decisions the batch being applied made, not yet sent.
     pending: Vec<Event>,
+    /// Decisions sent, not yet confirmed durable.
+    writes: Writes,
+    /// A snapshot taken, to be stored once the writes sent before it
+    /// (the count it holds) are durable.
+    held: Option<(Snapshot, u64)>,
     /// Last sequence applied.
     applied: Seq,
     since_snapshot: u64,
@@ -111,31 +119,24 @@ impl Running {
         self.args.spec.name
     }
 
-    /// Writes `pending`, retrying with backoff until it is durable or the
-    /// actor is told to stop.
-    async fn flush(&mut self) {
-        let mut backoff = Duration::from_millis(50);
-        while !self.pending.is_empty() {
-            match self.args.backend.append(&self.pending).await {
-                Ok(()) => {
-                    for d in self.pending.drain(..) {
-                        self.args
-                            .shared
-                            .metrics
-                            .decisions
-                            .get_or_create(&DecisionLabel {
-                                agent: self.args.spec.name.to_owned(),
-                                r#type: d.event_type().name().to_owned(),
-                            })
-                            .inc();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(agent = self.name(), error = %e, "writing decisions failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
+    /// Sends `pending` and confirms the writes already acknowledged;
+    /// with `drain`, waits until every write sent is durable.
+    async fn write(&mut self, drain: bool) {
+        let (backend, shared, agent) = (&self.args.backend, &self.args.shared, self.args.spec.name);
+        let mut count = |d: &Event| {
+            (shared.metrics.decisions)
+                .get_or_create(&DecisionLabel {
+                    agent: agent.to_owned(),
+                    r#type: d.event_type().name().to_owned(),
+                })
+                .inc();
+        };
+        let decided = std::mem::take(&mut self.pending);
+        self.writes.send(backend, decided, &mut count).await;
+        if drain {
+            self.writes.drain(backend, &mut count).await;
+        } else {
+            self.writes.settle(backend, &mut count).await;
         }
     }
 
@@ -145,8 +146,10 @@ impl Running {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Snapshots now and waits until the snapshot is stored (shutdown).
+    /// Snapshots now and waits until the snapshot is stored (shutdown,
+    /// after the writes are drained).
     async fn snapshot(&mut self) -> Result<(), NodeError> {
+        self.held = None;
         if let Some(w) = self.writing.take() {
             Self::written(self.name(), w.await);
         }
@@ -157,9 +160,10 @@ impl Running {
         Ok(())
     }
 
-    /// Snapshots now and stores the snapshot in the background: a large
+    /// Takes a snapshot when one is due, and stores the one taken in the
+    /// background once the decisions sent before it are durable: a large
     /// state (the predictor's is hundreds of kB) takes milliseconds to
-    /// store, and decisions must not wait behind it. One write at a time:
+    /// store, and decisions must not wait behind it. One store at a time:
     /// while the last is still in flight, the next waits for a later batch.
     /// A snapshot is only ever a shortcut (restore replays the log after
     /// whichever one is stored), so one that fails to store is logged and
@@ -170,10 +174,24 @@ impl Running {
                 None => return,
                 Some(r) => Self::written(self.name(), r),
             }
+            self.writing = None;
         }
-        let snap = self.engine().snapshot();
-        self.since_snapshot = 0;
-        self.last_snapshot = Instant::now();
+        if self.held.is_none()
+            && (self.args.snapshots).due(self.since_snapshot, self.last_snapshot.elapsed())
+        {
+            let snap = self.engine().snapshot();
+            self.held = Some((snap, self.writes.sent()));
+            self.since_snapshot = 0;
+            self.last_snapshot = Instant::now();
+        }
+        if self
+            .held
+            .as_ref()
+            .is_none_or(|(_, sent)| self.writes.confirmed() < *sent)
+        {
+            return;
+        }
+        let (snap, _) = self.held.take().expect("held");
         let (backend, name) = (self.args.backend.clone(), self.name());
         tracing::debug!(
             agent = name,
@@ -271,7 +289,7 @@ impl Running {
         let name = self.name();
         let deadline = self.apply_batch(&batch);
         self.args.shared.feed.reached(name, self.applied);
-        self.flush().await;
+        self.write(false).await;
         let applied = self.applied;
         self.args.shared.status(name, |s| {
             s.applied = applied;
@@ -280,9 +298,7 @@ impl Running {
                 s.caught_up = true;
             }
         });
-        if (self.args.snapshots).due(self.since_snapshot, self.last_snapshot.elapsed()) {
-            self.snapshot_in_background();
-        }
+        self.snapshot_in_background();
         (self.hot.snapshot_age).set(self.last_snapshot.elapsed().as_secs_f64());
         Ok(n)
     }
@@ -357,6 +373,8 @@ impl Actor for AgentActor {
             reader: None,
             written,
             pending: Vec::new(),
+            writes: Writes::new(name),
+            held: None,
             applied: covers,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
@@ -381,8 +399,8 @@ impl Actor for AgentActor {
                 myself.send_message(AgentMsg::Pull)?;
             }
             AgentMsg::Shutdown(reply) => {
-                state.flush().await;
-                if state.since_snapshot > 0 {
+                state.write(true).await;
+                if state.since_snapshot > 0 || state.held.is_some() {
                     if let Err(e) = state.snapshot().await {
                         tracing::warn!(agent = state.name(), error = %e, "final snapshot failed");
                     }

@@ -11,9 +11,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::watch;
 
 use super::jetstream::{JetStream, JsReader};
+use super::writes::{Ack, Sink};
 use super::NodeError;
 use crate::events::{Event, Rejection};
 use crate::log::{EventLog, Seq, SledLog, Snapshot};
@@ -227,6 +229,21 @@ impl Backend {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Decisions written behind the fold ([`Writes`](super::writes::Writes)):
+/// on sled a write is durable when `send` returns; on JetStream it is
+/// durable once the server acknowledges every record.
+impl Sink for Backend {
+    async fn send(&self, records: &[Event]) -> Ack {
+        match self {
+            Backend::Sled(_) => Ack::ready(self.append(records).await),
+            Backend::JetStream(js) => match js.publish(records).await {
+                Ok(acks) => Ack::new(JetStream::confirm(acks).map(|r| r.map(drop))),
+                Err(e) => Ack::ready(Err(e)),
+            },
+        }
     }
 }
 

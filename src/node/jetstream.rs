@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, consumer, kv, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -247,6 +248,12 @@ impl JetStream {
     }
 
     async fn publish_all(&self, records: &[Event]) -> Result<Vec<Appended>, NodeError> {
+        Self::confirm(self.publish(records).await?).await
+    }
+
+    /// Hands `records` to the connection, in order, without waiting for
+    /// the server: [`JetStream::confirm`] the acknowledgements returned.
+    pub async fn publish(&self, records: &[Event]) -> Result<Vec<PublishAckFuture>, NodeError> {
         let mut acks = Vec::with_capacity(records.len());
         for e in records {
             let mut headers = HeaderMap::new();
@@ -263,6 +270,11 @@ impl JetStream {
                 .map_err(|err| nats_err("publishing")(err.to_string()))?;
             acks.push(ack);
         }
+        Ok(acks)
+    }
+
+    /// Waits for the server to have stored what [`JetStream::publish`] sent.
+    pub async fn confirm(acks: Vec<PublishAckFuture>) -> Result<Vec<Appended>, NodeError> {
         let mut out = Vec::with_capacity(acks.len());
         for ack in acks {
             let ack = ack
