@@ -3,7 +3,9 @@
 //! process` makes; invalid messages land in the DLQ with their reason and
 //! the node keeps going; 20 SIGKILLs while publishing lose and duplicate
 //! nothing; a nats-server restart during ingest loses nothing acknowledged;
-//! a consumer that stops delivering is noticed and replaced.
+//! a consumer that stops delivering is noticed and replaced; an HTTP body of
+//! more events than the client's window of unacknowledged publishes is
+//! logged whole.
 
 // Integration tests around real processes: deadlines need the clock.
 #![allow(clippy::disallowed_methods)]
@@ -307,4 +309,32 @@ fn a_consumer_that_stops_delivering_is_reopened() {
     send(100..lines.len());
     // Within a few stall checks, not the consumer's own heartbeat timeouts.
     finish(node, &nats, &rt, &lines, Duration::from_secs(20));
+}
+
+#[test]
+fn an_http_post_of_more_events_than_the_clients_ack_window_is_logged_whole() {
+    // async-nats lets a JetStream context hold 5,000 publishes whose
+    // acknowledgement nobody has awaited yet, and makes the next publish
+    // wait for one of them. Ingest that published a whole body before
+    // awaiting any acknowledgement waited forever on a body of more events.
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&nats, dir.path(), free_port());
+    let lines = events(future_base(), 6_000);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(format!("{}/v1/events", node.http))
+        .header("Content-Type", "application/x-ndjson")
+        .send(lines.join("\n").as_bytes())
+        .expect("the node answers within 60 s");
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["accepted"], lines.len(), "{answer}");
+    let rt = runtime();
+    finish(node, &nats, &rt, &lines, Duration::from_secs(60));
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
-use super::jetstream::{JetStream, JsReader};
+use super::jetstream::{JetStream, JsReader, PUBLISH_CHUNK};
 use super::writes::{Ack, Sink};
 use super::NodeError;
 use crate::events::{Event, Rejection};
@@ -239,6 +239,10 @@ impl Sink for Backend {
     async fn send(&self, records: &[Event]) -> Ack {
         match self {
             Backend::Sled(_) => Ack::ready(self.append(records).await),
+            // Too many to leave unacknowledged: written in confirmed chunks.
+            Backend::JetStream(_) if records.len() > PUBLISH_CHUNK => {
+                Ack::ready(self.append(records).await)
+            }
             Backend::JetStream(js) => match js.publish(records).await {
                 Ok(acks) => Ack::new(JetStream::confirm(acks).map(|r| r.map(drop))),
                 Err(e) => Ack::ready(Err(e)),

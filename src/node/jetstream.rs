@@ -31,6 +31,19 @@ use crate::events::subject::{dlq_subject, input_subject, output_subject, SYSTEM_
 use crate::events::{decode_input, Codec, Event, EventType, Rejection};
 use crate::log::{Seq, Snapshot};
 
+/// Publishes one write sends before awaiting their acknowledgements. The
+/// client lets a context hold a bounded number of publishes whose
+/// acknowledgement nobody has awaited yet ([`ACKS_IN_FLIGHT`]), and makes the
+/// next publish wait for one to be awaited: a writer that sent more than
+/// that before awaiting any would wait forever (an HTTP body of 6,000
+/// events did, at the client's default of 5,000).
+pub const PUBLISH_CHUNK: usize = 1024;
+
+/// Publishes the node's connection may have unacknowledged: room for every
+/// agent's decisions in flight ([`super::writes::LIMIT`] each) and for
+/// concurrent ingest chunks, so no writer waits on permits another holds.
+const ACKS_IN_FLIGHT: usize = 65_536;
+
 /// Oldest nats-server the node runs against.
 pub const MIN_SERVER: (u64, u64) = (2, 11);
 
@@ -131,7 +144,9 @@ impl JetStream {
                 "JetStream is off on the nats-server at {url}; start it with -js (or jetstream {{}} in its config)"
             )));
         }
-        let js = jetstream::new(client.clone());
+        let js = jetstream::ContextBuilder::new()
+            .max_ack_inflight(ACKS_IN_FLIGHT)
+            .build(client.clone());
         // Snapshots travel on a connection of their own: a server reads a
         // connection's messages in order, so a decision written just after
         // the predictor's few hundred kB of state would wait behind it.
@@ -247,8 +262,14 @@ impl JetStream {
         }
     }
 
+    /// Publishes `records` in chunks of [`PUBLISH_CHUNK`], each confirmed
+    /// before the next is sent.
     async fn publish_all(&self, records: &[Event]) -> Result<Vec<Appended>, NodeError> {
-        Self::confirm(self.publish(records).await?).await
+        let mut out = Vec::with_capacity(records.len());
+        for chunk in records.chunks(PUBLISH_CHUNK) {
+            out.extend(Self::confirm(self.publish(chunk).await?).await?);
+        }
+        Ok(out)
     }
 
     /// Hands `records` to the connection, in order, without waiting for

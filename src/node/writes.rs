@@ -19,8 +19,9 @@
 //!   with backoff, its decisions kept in memory; the agent stops folding
 //!   until it is durable (a log that refuses writes delays decisions, it
 //!   does not lose them).
-//! - **Bounded**: at most [`LIMIT`] writes are in flight; the next waits for
-//!   the oldest.
+//! - **Bounded**: at most [`LIMIT`] decisions are in flight; a write that
+//!   would pass it first waits for the oldest (one larger than the limit
+//!   goes alone).
 //!
 //! A write sent again lands after later ones the server already stored.
 //! That is allowed: the log is the truth, every agent (live and on replay)
@@ -37,8 +38,8 @@ use futures_util::FutureExt;
 use super::NodeError;
 use crate::events::Event;
 
-/// Writes in flight before the next one waits for the oldest.
-pub const LIMIT: usize = 64;
+/// Decisions in flight before the next write waits for the oldest.
+pub const LIMIT: usize = 1024;
 
 /// The acknowledgement of one write, still to come: it resolves once the
 /// write's records are durable.
@@ -73,6 +74,8 @@ struct InFlight {
 pub struct Writes {
     agent: &'static str,
     queue: VecDeque<InFlight>,
+    /// Decisions in the queue.
+    in_flight: usize,
     sent: u64,
     confirmed: u64,
 }
@@ -83,6 +86,7 @@ impl Writes {
         Self {
             agent,
             queue: VecDeque::new(),
+            in_flight: 0,
             sent: 0,
             confirmed: 0,
         }
@@ -99,7 +103,7 @@ impl Writes {
     }
 
     /// Sends `records` (nothing when empty), first waiting for the oldest
-    /// write when [`LIMIT`] are in flight. `durable` is called for each
+    /// writes while they would take the decisions in flight past [`LIMIT`]. `durable` is called for each
     /// record once it is confirmed, in the order records were sent.
     pub async fn send(
         &mut self,
@@ -110,9 +114,10 @@ impl Writes {
         if records.is_empty() {
             return;
         }
-        while self.queue.len() >= LIMIT {
+        while self.in_flight > 0 && self.in_flight + records.len() > LIMIT {
             self.confirm_oldest(sink, durable).await;
         }
+        self.in_flight += records.len();
         let ack = sink.send(&records).await;
         self.queue.push_back(InFlight { records, ack });
         self.sent += 1;
@@ -178,6 +183,7 @@ impl Writes {
 
     fn pop(&mut self, durable: &mut impl FnMut(&Event)) {
         let done = self.queue.pop_front().expect("the oldest write");
+        self.in_flight -= done.records.len();
         self.confirmed += 1;
         done.records.iter().for_each(durable);
     }
@@ -306,23 +312,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_write_past_the_limit_waits_for_the_oldest() {
+    async fn a_write_that_would_pass_the_limit_waits_for_the_oldest() {
         let sink = Fake::default();
         let mut writes = Writes::new("breaker");
         let mut count = |_: &Event| {};
-        for i in 0..LIMIT {
-            writes
-                .send(&sink, write(&[&i.to_string()]), &mut count)
-                .await;
-        }
-        let mut next = Box::pin(writes.send(&sink, write(&["next"]), &mut count));
+        let ids: Vec<String> = (0..LIMIT - 1).map(|i| i.to_string()).collect();
+        let many: Vec<&str> = ids.iter().map(String::as_str).collect();
+        writes.send(&sink, write(&many), &mut count).await;
+        writes.send(&sink, write(&["fits"]), &mut count).await;
+        let mut next = Box::pin(writes.send(&sink, write(&["past"]), &mut count));
         assert!(
             (&mut next).now_or_never().is_none(),
-            "waits while {LIMIT} are in flight"
+            "waits while {LIMIT} decisions are in flight"
         );
         sink.answer(0, Ok(()));
         next.await;
-        assert_eq!((writes.sent(), writes.confirmed()), (LIMIT as u64 + 1, 1));
+        assert_eq!((writes.sent(), writes.confirmed()), (3, 1));
+        // Larger than the limit on its own: it goes once nothing else is in flight.
+        let ids: Vec<String> = (0..LIMIT + 1).map(|i| format!("big-{i}")).collect();
+        let big: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut huge = Box::pin(writes.send(&sink, write(&big), &mut count));
+        assert!((&mut huge).now_or_never().is_none());
+        sink.answer(1, Ok(()));
+        sink.answer(2, Ok(()));
+        huge.await;
+        assert_eq!((writes.sent(), writes.confirmed()), (4, 3));
     }
 
     #[tokio::test]
