@@ -13,7 +13,10 @@
 //! 4. **latency**: with the node caught up, traffic offered at 1,000
 //!    events/s and at half the sustained rate, evenly (a batch every
 //!    millisecond, sent without waiting for earlier acknowledgements), plus
-//!    a breaker command every 10 ms; for each command, the time from its
+//!    a breaker command every millisecond (each one sent once the last is
+//!    acknowledged; `FAULTLINE_BENCH_PROBE_MS` to space them further):
+//!    about 10,000 probes per load, so the p99 rests on about 100 of them,
+//!    and 1,000 decisions a second to write. For each command, the time from its
 //!    publish acknowledgement to the breaker's decision arriving on
 //!    `faultline.out.breaker.<service>` (p50, p99). Beside it, the same
 //!    probes' own publish-to-acknowledgement time: what the server and the
@@ -99,6 +102,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 100_000 } else { 2_000 });
     let probe_for = Duration::from_secs(if full { 10 } else { 1 });
+    let probe_every = Duration::from_millis(
+        std::env::var("FAULTLINE_BENCH_PROBE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+    );
     let server = nats::NatsServer::start_for_bench();
     let url = server.url();
     let server_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
@@ -246,7 +255,7 @@ fn main() {
         });
         let mut lines = Vec::new();
         for (label, offered) in [("a light load", 1_000.0), ("half the sustained rate", offered)] {
-            let mut probe = Probe { sender: sender.clone(), generator: &mut generator, k: &mut k, received: &received };
+            let mut probe = Probe { sender: sender.clone(), generator: &mut generator, k: &mut k, received: &received, every: probe_every };
             let Latency { achieved, decisions: lat, acks, sent } =
                 probe.run(offered, probe_for, lines.len() as u64).await;
             if !full { assert_eq!(lat.len(), sent, "every probe gets its decision"); }
@@ -378,13 +387,15 @@ struct Probe<'a> {
     generator: &'a mut Generator,
     k: &'a mut u64,
     received: &'a Arc<Mutex<HashMap<String, Instant>>>,
+    /// Time between two probes.
+    every: Duration,
 }
 
 impl Probe<'_> {
     /// Offers `offered` events/s for `run`, evenly: a small batch every
     /// millisecond (bursts would measure how long a burst takes to drain,
     /// not steady latency), each sent without waiting for earlier ones'
-    /// acknowledgements. Beside it, one probe every 10 ms, in order: a
+    /// acknowledgements. Beside it, one probe every `every`, in order: a
     /// breaker command alternately forcing `bench-probe` open and resetting
     /// it, so each causes a decision. Returns the rate achieved, the sorted
     /// latencies (ms), each probe's own publish-to-ack time (ms) and the
@@ -392,9 +403,13 @@ impl Probe<'_> {
     async fn run(&mut self, offered: f64, run: Duration, round: u64) -> Latency {
         let acked: Arc<Mutex<Vec<(String, Instant, Instant)>>> = Arc::default();
         let probes = tokio::spawn({
-            let (sender, acked) = (self.sender.clone(), acked.clone());
+            let (sender, acked, every) = (self.sender.clone(), acked.clone(), self.every);
             async move {
-                let every = Duration::from_millis(10);
+                // Closed first, unmeasured: a phase that ended on a
+                // force_open would leave the next phase's first one
+                // changing nothing, so deciding nothing.
+                let reset = command(format!("probe-{round}-closed"), "bench-probe", "reset");
+                sender.send(&[reset]).await.unwrap();
                 let t0 = Instant::now();
                 let mut i = 0u32;
                 while t0.elapsed() < run {

@@ -49,6 +49,7 @@ pub mod jetstream;
 pub mod metrics;
 pub mod settings;
 pub mod state;
+pub mod status;
 pub mod supervisor;
 pub mod ticker;
 pub mod writes;
@@ -62,6 +63,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 
 pub use settings::NodeSettings;
+pub use status::AgentStatus;
 
 use crate::config::Config;
 use crate::engine::Agent;
@@ -150,22 +152,6 @@ pub fn agent_specs(config: &Config) -> Vec<AgentSpec> {
         .collect()
 }
 
-/// One agent's progress, as the ticker, `/readyz` and the supervisor see it.
-#[derive(Clone, Debug, Default)]
-pub struct AgentStatus {
-    /// Last sequence applied and written for.
-    pub applied: Seq,
-    /// The record being applied (names the culprit when the agent panics);
-    /// an atomic the agent updates without taking the status lock per record.
-    pub current: Arc<std::sync::atomic::AtomicU64>,
-    /// The agent's earliest timer.
-    pub deadline: Option<Timestamp>,
-    /// Has read to the end of the log at least once since it started.
-    pub caught_up: bool,
-    /// Restarts so far.
-    pub restarts: u64,
-}
-
 /// State shared by the node's parts.
 pub struct Shared {
     /// Metrics.
@@ -227,10 +213,17 @@ impl Shared {
             .clone()
     }
 
-    /// Sets each agent's `consumer_lag` against `last`, the log's last
-    /// sequence; returns the statuses it looked at.
-    pub fn set_lag(&self, last: Seq) -> BTreeMap<&'static str, AgentStatus> {
-        let statuses = self.statuses();
+    /// Compares each agent's progress with `last`, the log's last
+    /// sequence: sets its `consumer_lag` and notes whether records are
+    /// waiting that it does not apply ([`AgentStatus::observe`]); returns
+    /// the statuses it looked at.
+    pub fn observe_progress(&self, last: Seq) -> BTreeMap<&'static str, AgentStatus> {
+        let statuses = {
+            let mut map = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            map.values_mut().for_each(|s| s.observe(last, now));
+            map.clone()
+        };
         for (name, s) in &statuses {
             self.metrics
                 .lag

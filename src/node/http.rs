@@ -18,7 +18,9 @@
 //!   `Authorization: Bearer <token>` (401 otherwise); health and metrics stay
 //!   open so probes and scrapers need no secret.
 //! - `GET /livez`: the process serves requests.
-//! - `GET /readyz`: the log is reachable and every agent has caught up.
+//! - `GET /readyz`: the log is reachable, every agent has caught up since it
+//!   started, and none has had records waiting while applying none for
+//!   [`STALLED`](super::status::STALLED).
 //! - `GET /metrics`: OpenMetrics text.
 
 use std::net::SocketAddr;
@@ -356,12 +358,18 @@ async fn ready(State(app): State<App>) -> Response {
             problems.push("not connected to NATS".to_owned());
         }
     }
-    if app.backend.last_seq().await.is_err() {
-        problems.push("the log (stream) is not reachable".to_owned());
-    }
-    for (name, s) in app.shared.statuses() {
-        if !s.caught_up {
-            problems.push(format!("agent {name} is catching up (at {})", s.applied));
+    let last = app.backend.last_seq().await.ok();
+    let statuses = match last {
+        Some(last) => app.shared.observe_progress(last),
+        None => {
+            problems.push("the log (stream) is not reachable".to_owned());
+            app.shared.statuses()
+        }
+    };
+    let now = std::time::Instant::now();
+    for (name, s) in statuses {
+        if let Some(why) = s.unready(last.unwrap_or(s.applied), now) {
+            problems.push(format!("agent {name} {why}"));
         }
     }
     if problems.is_empty() {
@@ -379,7 +387,7 @@ async fn metrics(State(app): State<App>) -> Response {
     // scrape is what alerts on a stuck node, so it must not read a value
     // left from before the node got stuck.
     if let Ok(last) = app.backend.last_seq().await {
-        app.shared.set_lag(last);
+        app.shared.observe_progress(last);
     }
     (
         [(

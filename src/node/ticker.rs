@@ -1,7 +1,8 @@
 //! The ticker: time passing with no traffic, and lag.
 //!
 //! Every 200 ms it compares each agent's progress with the end of the log
-//! (the `consumer_lag` gauge). When every agent has applied the whole log and
+//! (the `consumer_lag` gauge, and whether records wait that the agent does
+//! not apply: `/readyz` reports that as stalled). When every agent has applied the whole log and
 //! the earliest agent deadline is behind the wall clock, it appends a
 //! `faultline.tick` whose time is that deadline, so a breaker's open period
 //! ends, or an incident resolves, even when nothing else is published. The
@@ -77,7 +78,7 @@ impl Actor for Ticker {
         let Ok(last) = state.args.backend.last_seq().await else {
             return Ok(());
         };
-        let statuses = shared.set_lag(last);
+        let statuses = shared.observe_progress(last);
         let idle = statuses.values().all(|s| s.caught_up && s.applied >= last);
         let deadline = statuses.values().filter_map(|s| s.deadline).min();
         if let Some(d) = deadline.filter(|d| idle && *d <= wall_now() && Some(*d) > state.last_tick)
