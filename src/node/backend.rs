@@ -243,8 +243,17 @@ impl Sink for Backend {
             Backend::JetStream(_) if records.len() > PUBLISH_CHUNK => {
                 Ack::ready(self.append(records).await)
             }
+            // Confirmed by a task of its own, so that its acknowledgements'
+            // timeouts run from now, not from when the writes before it
+            // are confirmed.
             Backend::JetStream(js) => match js.publish(records).await {
-                Ok(acks) => Ack::new(JetStream::confirm(acks).map(|r| r.map(drop))),
+                Ok(acks) => {
+                    let confirm = tokio::spawn(JetStream::confirm(acks));
+                    Ack::new(confirm.map(|r| match r {
+                        Ok(r) => r.map(drop),
+                        Err(e) => Err(NodeError::Failed(format!("confirming a write: {e}"))),
+                    }))
+                }
                 Err(e) => Ack::ready(Err(e)),
             },
         }

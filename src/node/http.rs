@@ -366,9 +366,15 @@ async fn ready(State(app): State<App>) -> Response {
             app.shared.statuses()
         }
     };
+    // Where the log ends is only the agents' end when the stream holds
+    // nothing else (a stream shared with other subjects ends wherever they do).
+    let exact = match &app.backend {
+        Backend::JetStream(js) => last.filter(|_| js.whole()),
+        Backend::Sled(_) => last,
+    };
     let now = std::time::Instant::now();
     for (name, s) in statuses {
-        if let Some(why) = s.unready(last.unwrap_or(s.applied), now) {
+        if let Some(why) = s.unready(exact, now) {
             problems.push(format!("agent {name} {why}"));
         }
     }

@@ -16,6 +16,7 @@
 //! silently changing an operator's stream.
 
 use std::collections::HashSet;
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -39,10 +40,17 @@ use crate::log::{Seq, Snapshot};
 /// events did, at the client's default of 5,000).
 pub const PUBLISH_CHUNK: usize = 1024;
 
-/// Publishes the node's connection may have unacknowledged: room for every
-/// agent's decisions in flight ([`super::writes::LIMIT`] each) and for
-/// concurrent ingest chunks, so no writer waits on permits another holds.
-const ACKS_IN_FLIGHT: usize = 65_536;
+/// Publishes the node's connection may have unacknowledged. No writer may
+/// wait for a permit another holds while that other waits too, so the
+/// holders are bounded apart: each agent keeps at most
+/// [`super::writes::LIMIT`] decisions in flight, the write being sent
+/// included (a larger write goes as a chunked one), and chunked writes
+/// ([`JetStream::append`], HTTP ingest among them, however many requests
+/// run at once) share [`CHUNKED_IN_FLIGHT`]: room for 16 agents.
+const ACKS_IN_FLIGHT: usize = 24_576;
+
+/// Records all chunked writes together may have unacknowledged.
+const CHUNKED_IN_FLIGHT: usize = 8 * PUBLISH_CHUNK;
 
 /// Oldest nats-server the node runs against.
 pub const MIN_SERVER: (u64, u64) = (2, 11);
@@ -59,6 +67,8 @@ pub struct JetStream {
     /// reader of `<prefix>.>` needs no filter (the server then skips its
     /// per-message subject match).
     whole: bool,
+    /// Permits for chunked writes ([`CHUNKED_IN_FLIGHT`]).
+    chunked: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Connection options from the settings (credentials and TLS).
@@ -203,6 +213,7 @@ impl JetStream {
                 kv,
                 prefix: settings.prefix.clone(),
                 whole,
+                chunked: std::sync::Arc::new(tokio::sync::Semaphore::new(CHUNKED_IN_FLIGHT)),
             },
             drift,
         ))
@@ -250,6 +261,12 @@ impl JetStream {
         JsReader::open(self, from, filter).await
     }
 
+    /// Whether every subject the main stream captures is under the prefix
+    /// (so its last sequence is the last record the node reads).
+    pub fn whole(&self) -> bool {
+        self.whole
+    }
+
     /// The subject prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -263,10 +280,15 @@ impl JetStream {
     }
 
     /// Publishes `records` in chunks of [`PUBLISH_CHUNK`], each confirmed
-    /// before the next is sent.
+    /// before the next is sent, within [`CHUNKED_IN_FLIGHT`] shared by
+    /// every chunked write.
     async fn publish_all(&self, records: &[Event]) -> Result<Vec<Appended>, NodeError> {
         let mut out = Vec::with_capacity(records.len());
         for chunk in records.chunks(PUBLISH_CHUNK) {
+            let _permits = (self.chunked)
+                .acquire_many(chunk.len() as u32)
+                .await
+                .map_err(|e| nats_err("publishing")(e.to_string()))?;
             out.extend(Self::confirm(self.publish(chunk).await?).await?);
         }
         Ok(out)
@@ -295,12 +317,14 @@ impl JetStream {
     }
 
     /// Waits for the server to have stored what [`JetStream::publish`] sent.
+    /// All at once: each acknowledgement's timeout runs from when it is
+    /// first awaited, so awaiting them in turn would take a timeout per
+    /// acknowledgement a reconnect lost.
     pub async fn confirm(acks: Vec<PublishAckFuture>) -> Result<Vec<Appended>, NodeError> {
-        let mut out = Vec::with_capacity(acks.len());
-        for ack in acks {
-            let ack = ack
-                .await
-                .map_err(|err| nats_err("awaiting a publish ack")(err.to_string()))?;
+        let acks = futures_util::future::join_all(acks.into_iter().map(IntoFuture::into_future));
+        let mut out = Vec::new();
+        for ack in acks.await {
+            let ack = ack.map_err(|err| nats_err("awaiting a publish ack")(err.to_string()))?;
             out.push(if ack.duplicate {
                 Appended::Duplicate(ack.sequence)
             } else {

@@ -19,15 +19,16 @@ use crate::events::Timestamp;
 use crate::log::Seq;
 
 /// How long an agent may have records waiting and apply none before
-/// `/readyz` reports it stalled. A batch takes milliseconds; a restart's
-/// replay advances as it goes; a write retried with backoff waits at most
-/// 2 s between tries.
+/// `/readyz` reports it stalled. A batch takes milliseconds and a restart's
+/// replay advances as it goes; an agent whose writes keep failing (the log
+/// unreachable) stops applying, and is rightly reported.
 pub const STALLED: Duration = Duration::from_secs(10);
 
 /// One agent's progress, as the ticker, `/readyz` and the supervisor see it.
 #[derive(Clone, Debug, Default)]
 pub struct AgentStatus {
-    /// Last sequence applied and written for.
+    /// Last sequence applied (the decisions it caused sent, not
+    /// necessarily durable yet).
     pub applied: Seq,
     /// The record being applied (names the culprit when the agent panics);
     /// an atomic the agent updates without taking the status lock per record.
@@ -62,11 +63,15 @@ impl AgentStatus {
 
     /// Why the agent makes the node unready at `now`, if it does: it has
     /// not caught up since it started, or it has had records waiting for
-    /// [`STALLED`] and applied none (`last` as last observed).
-    pub fn unready(&self, last: Seq, now: Instant) -> Option<String> {
+    /// [`STALLED`] and applied none. `last` is the log's last sequence as
+    /// just observed; `None` when it is not known exactly (the log is
+    /// unreachable, or the stream also holds subjects the node does not
+    /// read), and then only the first reason is looked at.
+    pub fn unready(&self, last: Option<Seq>, now: Instant) -> Option<String> {
         if !self.caught_up {
             return Some(format!("is catching up (at {})", self.applied));
         }
+        let last = last?;
         let waited = now.saturating_duration_since(self.waiting_since?);
         (waited >= STALLED).then(|| {
             format!(
@@ -98,11 +103,13 @@ mod tests {
         s.observe(100, t0);
         // Records arrive and the agent does not move.
         s.observe(150, t0 + Duration::from_millis(200));
-        assert_eq!(s.unready(150, t0 + Duration::from_secs(5)), None);
+        assert_eq!(s.unready(Some(150), t0 + Duration::from_secs(5)), None);
         s.observe(400, t0 + Duration::from_secs(9));
         let why = s
-            .unready(400, t0 + Duration::from_secs(11))
+            .unready(Some(400), t0 + Duration::from_secs(11))
             .expect("stalled");
+        // Not knowing where the log ends, it cannot tell.
+        assert_eq!(s.unready(None, t0 + Duration::from_secs(11)), None);
         assert_eq!(
             why,
             "has applied nothing for 10 s with 300 records waiting (at 100, the log at 400)"
@@ -110,7 +117,7 @@ mod tests {
         // It moves again: ready at the next look.
         s.applied = 120;
         s.observe(400, t0 + Duration::from_secs(12));
-        assert_eq!(s.unready(400, t0 + Duration::from_secs(30)), None);
+        assert_eq!(s.unready(Some(400), t0 + Duration::from_secs(30)), None);
     }
 
     #[test]
@@ -122,7 +129,7 @@ mod tests {
             s.observe(u64::from(i) * 5_000, t0 + Duration::from_millis(200) * i);
         }
         assert!(s.applied < 500_000);
-        assert_eq!(s.unready(500_000, t0 + Duration::from_secs(60)), None);
+        assert_eq!(s.unready(Some(500_000), t0 + Duration::from_secs(60)), None);
     }
 
     #[test]
@@ -131,7 +138,7 @@ mod tests {
         let mut s = status(42);
         s.observe(42, t0);
         s.observe(42, t0 + Duration::from_secs(3_600));
-        assert_eq!(s.unready(42, t0 + Duration::from_secs(7_200)), None);
+        assert_eq!(s.unready(Some(42), t0 + Duration::from_secs(7_200)), None);
     }
 
     #[test]
@@ -141,7 +148,7 @@ mod tests {
             ..AgentStatus::default()
         };
         assert_eq!(
-            s.unready(7, Instant::now()).as_deref(),
+            s.unready(Some(7), Instant::now()).as_deref(),
             Some("is catching up (at 7)")
         );
     }
