@@ -106,6 +106,16 @@ impl Backend {
         }
     }
 
+    /// Whether every record in the log is one the node reads, so that
+    /// [`Backend::last_seq`] is where its agents' records end (a JetStream
+    /// stream may also capture subjects outside the prefix).
+    pub fn holds_only_the_nodes(&self) -> bool {
+        match self {
+            Backend::Sled(_) => true,
+            Backend::JetStream(js) => js.whole(),
+        }
+    }
+
     /// Appends records the node writes (decisions, ticks, config), in order;
     /// returns once they are durable.
     pub async fn append(&self, records: &[Event]) -> Result<(), NodeError> {

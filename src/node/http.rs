@@ -368,10 +368,7 @@ async fn ready(State(app): State<App>) -> Response {
     };
     // Where the log ends is only the agents' end when the stream holds
     // nothing else (a stream shared with other subjects ends wherever they do).
-    let exact = match &app.backend {
-        Backend::JetStream(js) => last.filter(|_| js.whole()),
-        Backend::Sled(_) => last,
-    };
+    let exact = last.filter(|_| app.backend.holds_only_the_nodes());
     let now = std::time::Instant::now();
     for (name, s) in statuses {
         if let Some(why) = s.unready(exact, now) {

@@ -74,8 +74,6 @@ struct InFlight {
 pub struct Writes {
     agent: &'static str,
     queue: VecDeque<InFlight>,
-    /// Decisions in the queue.
-    in_flight: usize,
     sent: u64,
     confirmed: u64,
 }
@@ -86,7 +84,6 @@ impl Writes {
         Self {
             agent,
             queue: VecDeque::new(),
-            in_flight: 0,
             sent: 0,
             confirmed: 0,
         }
@@ -102,9 +99,15 @@ impl Writes {
         self.confirmed
     }
 
+    /// Decisions sent and not yet confirmed.
+    fn in_flight(&self) -> usize {
+        self.queue.iter().map(|w| w.records.len()).sum()
+    }
+
     /// Sends `records` (nothing when empty), first waiting for the oldest
-    /// writes while they would take the decisions in flight past [`LIMIT`]. `durable` is called for each
-    /// record once it is confirmed, in the order records were sent.
+    /// writes while they would take the decisions in flight past
+    /// [`LIMIT`]. `durable` is called for each record once it is confirmed,
+    /// in the order records were sent.
     pub async fn send(
         &mut self,
         sink: &impl Sink,
@@ -114,10 +117,9 @@ impl Writes {
         if records.is_empty() {
             return;
         }
-        while self.in_flight > 0 && self.in_flight + records.len() > LIMIT {
+        while !self.queue.is_empty() && self.in_flight() + records.len() > LIMIT {
             self.confirm_oldest(sink, durable).await;
         }
-        self.in_flight += records.len();
         let ack = sink.send(&records).await;
         self.queue.push_back(InFlight { records, ack });
         self.sent += 1;
@@ -183,7 +185,6 @@ impl Writes {
 
     fn pop(&mut self, durable: &mut impl FnMut(&Event)) {
         let done = self.queue.pop_front().expect("the oldest write");
-        self.in_flight -= done.records.len();
         self.confirmed += 1;
         done.records.iter().for_each(durable);
     }
